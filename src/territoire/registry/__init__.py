@@ -1,0 +1,1 @@
+"""Entity registry: assets, devices and places, identified the NGSI-LD way."""

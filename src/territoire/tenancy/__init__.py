@@ -1,0 +1,1 @@
+"""Tenants (local authorities), communes, users, roles, sessions and API tokens."""

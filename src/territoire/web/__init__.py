@@ -1,0 +1,1 @@
+"""Web shell: layout, pages, static files and interface catalogues."""
