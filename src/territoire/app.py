@@ -13,7 +13,7 @@ from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from territoire import __version__
+from territoire import __version__, events
 from territoire.config import Settings, load_settings
 from territoire.db import Database
 from territoire.errors import DomainError, FieldProblem, NotAuthenticated
@@ -41,12 +41,12 @@ def wants_html(request: Request) -> bool:
     return "text/html" in request.headers.get("accept", "")
 
 
-class BodyTooLarge(Exception):
-    pass
-
-
 class BodySizeLimit:
-    """Refuse request bodies over a limit with 413, whether or not Content-Length is sent."""
+    """Refuse request bodies over a limit with 413, whether or not Content-Length is sent.
+
+    When a streamed body crosses the limit, the 413 is sent at once and the application
+    is told the client went away, so it stops reading and stores nothing.
+    """
 
     def __init__(self, app: ASGIApp, max_bytes: int) -> None:
         self.app = app
@@ -61,28 +61,36 @@ class BodySizeLimit:
             await self._refuse(send)
             return
         received = 0
+        refused = False
         started = False
 
         async def counting_receive() -> Message:
-            nonlocal received
+            nonlocal received, refused
+            if refused:
+                return {"type": "http.disconnect"}
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > self.max_bytes:
-                    raise BodyTooLarge
+                    refused = True
+                    if not started:
+                        await self._refuse(send)
+                    return {"type": "http.disconnect"}
             return message
 
-        async def tracking_send(message: Message) -> None:
+        async def guarded_send(message: Message) -> None:
             nonlocal started
+            if refused:
+                return
             if message["type"] == "http.response.start":
                 started = True
             await send(message)
 
         try:
-            await self.app(scope, counting_receive, tracking_send)
-        except BodyTooLarge:
-            if not started:
-                await self._refuse(send)
+            await self.app(scope, counting_receive, guarded_send)
+        except Exception:
+            if not refused:
+                raise
 
     async def _refuse(self, send: Send) -> None:
         body = JSONResponse(
@@ -157,6 +165,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
         docs_url="/api/v1/docs",
         redoc_url=None,
     )
+    events.install_listeners()
     app.state.settings = settings
     app.state.database = database or Database(settings.effective_database_url)
     _install_error_handlers(app)

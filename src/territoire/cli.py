@@ -58,7 +58,7 @@ def _tenant(database: Database, slug: str) -> Tenant:
 
 @db_app.command("upgrade")
 def db_upgrade(
-    revision: Annotated[str, typer.Option(help="Target revision")] = "head",
+    revision: Annotated[str, typer.Option(help="Target revision")] = "heads",
 ) -> None:
     """Apply the schema migrations (SQLite or PostgreSQL)."""
     settings = _settings()
