@@ -19,10 +19,15 @@ from territoire.tenancy.models import Role
 
 from .conftest import World
 
-BOUNDARY = {"type": "Polygon", "coordinates": [[[5, 47], [5.1, 47], [5.1, 47.1], [5, 47.1], [5, 47]]]}
+BOUNDARY = {
+    "type": "Polygon",
+    "coordinates": [[[5, 47], [5.1, 47], [5.1, 47.1], [5, 47.1], [5, 47]]],
+}
 
 
-def feature(identifier: str | None, lon: float, lat: float, **properties: object) -> dict[str, object]:
+def feature(
+    identifier: str | None, lon: float, lat: float, **properties: object
+) -> dict[str, object]:
     return {
         "type": "Feature",
         "id": identifier,
@@ -45,19 +50,32 @@ def test_geojson_import_places_entities_in_communes(world: World, tmp_path: Path
     tenant = world.tenant("ville-a")
     with world.database.session() as session:
         tenancy.create_commune(session, tenant.id, insee_code="21001", name="A", boundary=BOUNDARY)
-    path = write_geojson(tmp_path / "lights.geojson", [
-        feature("urn:ngsi-ld:Streetlight:1", 5.05, 47.05, name="L1", powerConsumption=50,
-                refStreetlightControlCabinet="urn:ngsi-ld:StreetlightControlCabinet:c1"),
-        feature(None, 6.0, 48.0, type="WasteContainer", fillingLevel=0.4),
-    ])
+    path = write_geojson(
+        tmp_path / "lights.geojson",
+        [
+            feature(
+                "urn:ngsi-ld:Streetlight:1",
+                5.05,
+                47.05,
+                name="L1",
+                powerConsumption=50,
+                refStreetlightControlCabinet="urn:ngsi-ld:StreetlightControlCabinet:c1",
+            ),
+            feature(None, 6.0, 48.0, type="WasteContainer", fillingLevel=0.4),
+        ],
+    )
     with world.database.session() as session:
-        report = importer.import_entities(session, tenant.id, importer.read_drafts(path, "Streetlight"))
+        report = importer.import_entities(
+            session, tenant.id, importer.read_drafts(path, "Streetlight")
+        )
     assert report.ok and report.read == 2 and report.imported == 2
     api = world.api(tenant, Role.VIEWER)
     light = api.get("/api/v1/entities/urn:ngsi-ld:Streetlight:1").json()
     assert light["commune"] == "21001"
     assert light["properties"] == {"powerConsumption": 50}
-    assert light["relationships"] == {"refStreetlightControlCabinet": "urn:ngsi-ld:StreetlightControlCabinet:c1"}
+    assert light["relationships"] == {
+        "refStreetlightControlCabinet": "urn:ngsi-ld:StreetlightControlCabinet:c1"
+    }
     containers = api.get("/api/v1/entities", params={"type": "WasteContainer"}).json()
     assert containers["total"] == 1 and containers["items"][0]["commune"] is None
 
@@ -81,22 +99,36 @@ def test_csv_import_with_semicolons_and_numbers(world: World, tmp_path: Path) ->
         assert entity.location == {"type": "Point", "coordinates": [5.02, 47.02]}
 
 
-def test_one_bad_row_imports_nothing_and_reports_every_rejection(world: World, tmp_path: Path) -> None:
+def test_one_bad_row_imports_nothing_and_reports_every_rejection(
+    world: World, tmp_path: Path
+) -> None:
     tenant = world.tenant("ville-a")
     with world.database.session() as session:
-        importer.import_entities(session, tenant.id, importer.read_drafts(
-            write_geojson(tmp_path / "first.geojson", [feature("urn:ngsi-ld:Streetlight:old", 5, 47)]),
-            "Streetlight"))
-    path = write_geojson(tmp_path / "mixed.geojson", [
-        feature("urn:ngsi-ld:Streetlight:ok1", 5.0, 47.0),
-        feature("urn:ngsi-ld:Streetlight:bad-coords", 500.0, 47.0),
-        feature("urn:ngsi-ld:Streetlight:ok2", 5.0, 47.0),
-        feature("urn:ngsi-ld:Streetlight:ok1", 5.0, 47.0),
-        feature("urn:ngsi-ld:Streetlight:old", 5.0, 47.0),
-        feature(None, 5.0, 47.0, type="Lampadaire"),
-    ])
+        importer.import_entities(
+            session,
+            tenant.id,
+            importer.read_drafts(
+                write_geojson(
+                    tmp_path / "first.geojson", [feature("urn:ngsi-ld:Streetlight:old", 5, 47)]
+                ),
+                "Streetlight",
+            ),
+        )
+    path = write_geojson(
+        tmp_path / "mixed.geojson",
+        [
+            feature("urn:ngsi-ld:Streetlight:ok1", 5.0, 47.0),
+            feature("urn:ngsi-ld:Streetlight:bad-coords", 500.0, 47.0),
+            feature("urn:ngsi-ld:Streetlight:ok2", 5.0, 47.0),
+            feature("urn:ngsi-ld:Streetlight:ok1", 5.0, 47.0),
+            feature("urn:ngsi-ld:Streetlight:old", 5.0, 47.0),
+            feature(None, 5.0, 47.0, type="Lampadaire"),
+        ],
+    )
     with world.database.session() as session:
-        report = importer.import_entities(session, tenant.id, importer.read_drafts(path, "Streetlight"))
+        report = importer.import_entities(
+            session, tenant.id, importer.read_drafts(path, "Streetlight")
+        )
     assert report.imported == 0
     assert [r.row for r in report.rejected] == [2, 4, 5, 6]
     reasons = {r.row: r.reason for r in report.rejected}
@@ -108,7 +140,8 @@ def test_one_bad_row_imports_nothing_and_reports_every_rejection(world: World, t
 
     with world.database.session() as session:
         partial = importer.import_entities(
-            session, tenant.id, importer.read_drafts(path, "Streetlight"), allow_partial=True)
+            session, tenant.id, importer.read_drafts(path, "Streetlight"), allow_partial=True
+        )
     assert partial.imported == 2
     assert entity_count(world) == 3
 
@@ -134,20 +167,46 @@ def test_cli_import_reports_rejections_and_exits_1(
     world.tenant("ville-a")
     monkeypatch.setenv("TERRITOIRE_DATABASE_URL", settings.database_url)
     monkeypatch.setenv("TERRITOIRE_DATA_DIR", str(settings.data_dir))
-    path = write_geojson(tmp_path / "lights.geojson", [
-        feature("urn:ngsi-ld:Streetlight:1", 5.0, 47.0),
-        feature("urn:ngsi-ld:Streetlight:2", 5.0, 95.0),
-    ])
+    path = write_geojson(
+        tmp_path / "lights.geojson",
+        [
+            feature("urn:ngsi-ld:Streetlight:1", 5.0, 47.0),
+            feature("urn:ngsi-ld:Streetlight:2", 5.0, 95.0),
+        ],
+    )
     report = tmp_path / "rejects.csv"
     runner = CliRunner()
-    result = runner.invoke(cli, ["import", "entities", str(path), "--tenant", "ville-a",
-                                 "--type", "Streetlight", "--report", str(report)])
+    result = runner.invoke(
+        cli,
+        [
+            "import",
+            "entities",
+            str(path),
+            "--tenant",
+            "ville-a",
+            "--type",
+            "Streetlight",
+            "--report",
+            str(report),
+        ],
+    )
     assert result.exit_code == 1, result.output
     assert "nothing was imported" in result.output
     assert "urn:ngsi-ld:Streetlight:2" in report.read_text()
     assert entity_count(world) == 0
-    ok = runner.invoke(cli, ["import", "entities", str(path), "--tenant", "ville-a",
-                             "--type", "Streetlight", "--allow-partial"])
+    ok = runner.invoke(
+        cli,
+        [
+            "import",
+            "entities",
+            str(path),
+            "--tenant",
+            "ville-a",
+            "--type",
+            "Streetlight",
+            "--allow-partial",
+        ],
+    )
     assert ok.exit_code == 0, ok.output
     assert "imported 1" in ok.output
     assert entity_count(world) == 1

@@ -19,7 +19,9 @@ from territoire.tenancy import service as tenancy
 from .conftest import World
 
 
-def test_settings_from_environment_and_toml(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_settings_from_environment_and_toml(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     config = tmp_path / "territoire.toml"
     config.write_text('port = 9001\ntile_url = "https://tiles.example/{z}/{x}/{y}.png"\n')
     monkeypatch.setenv("TERRITOIRE_CONFIG", str(config))
@@ -71,7 +73,9 @@ def test_demo_seeding_is_idempotent(world: World) -> None:
         assert tenant is not None
         assert len(tenancy.list_communes(session, tenant.id)) == len(COMMUNES)
         total = session.scalar(select(func.count()).select_from(Entity))
-        placed = session.scalar(select(func.count()).select_from(Entity).where(Entity.commune_id.is_not(None)))
+        placed = session.scalar(
+            select(func.count()).select_from(Entity).where(Entity.commune_id.is_not(None))
+        )
         assert total == first.entities_added
         assert placed == total, "every demo asset falls in one of the three communes"
     for role, email, _name in DEMO_USERS:
@@ -81,17 +85,47 @@ def test_demo_seeding_is_idempotent(world: World) -> None:
             assert tenancy.role_in(session, user.id, tenant.id) == role
 
 
-def test_cli_tenant_and_user_creation(settings: Settings, world: World, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_cli_tenant_and_user_creation(
+    settings: Settings, world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("TERRITOIRE_DATABASE_URL", settings.database_url)
     monkeypatch.setenv("TERRITOIRE_DATA_DIR", str(settings.data_dir))
     runner = CliRunner()
-    created = runner.invoke(cli, ["tenant", "create", "--slug", "dijon", "--name", "Dijon Métropole",
-                                  "--siren", "242100410", "--kind", "intercommunality"])
+    created = runner.invoke(
+        cli,
+        [
+            "tenant",
+            "create",
+            "--slug",
+            "dijon",
+            "--name",
+            "Dijon Métropole",
+            "--siren",
+            "242100410",
+            "--kind",
+            "intercommunality",
+        ],
+    )
     assert created.exit_code == 0, created.output
-    refused = runner.invoke(cli, ["tenant", "create", "--slug", "autre", "--name", "X", "--siren", "123456789"])
+    refused = runner.invoke(
+        cli, ["tenant", "create", "--slug", "autre", "--name", "X", "--siren", "123456789"]
+    )
     assert refused.exit_code == 1 and "SIREN" in refused.output
-    user = runner.invoke(cli, ["user", "create", "--email", "ops@dijon.test", "--tenant", "dijon",
-                               "--role", "operator", "--password", "un-long-mot-de-passe"])
+    user = runner.invoke(
+        cli,
+        [
+            "user",
+            "create",
+            "--email",
+            "ops@dijon.test",
+            "--tenant",
+            "dijon",
+            "--role",
+            "operator",
+            "--password",
+            "un-long-mot-de-passe",
+        ],
+    )
     assert user.exit_code == 0, user.output
     with world.database.session() as session:
         account = tenancy.authenticate(session, "ops@dijon.test", "un-long-mot-de-passe")
@@ -102,9 +136,16 @@ def test_cli_tenant_and_user_creation(settings: Settings, world: World, monkeypa
 
 def test_every_command_has_help() -> None:
     runner = CliRunner()
-    for command in (["--help"], ["demo", "--help"], ["serve", "--help"], ["db", "upgrade", "--help"],
-                    ["tenant", "create", "--help"], ["user", "create", "--help"],
-                    ["import", "entities", "--help"], ["token", "create", "--help"]):
+    for command in (
+        ["--help"],
+        ["demo", "--help"],
+        ["serve", "--help"],
+        ["db", "upgrade", "--help"],
+        ["tenant", "create", "--help"],
+        ["user", "create", "--help"],
+        ["import", "entities", "--help"],
+        ["token", "create", "--help"],
+    ):
         result = runner.invoke(cli, command)
         assert result.exit_code == 0, (command, result.output)
         assert "Usage" in result.output

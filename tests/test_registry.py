@@ -14,8 +14,14 @@ from territoire.tenancy.models import Role, Tenant
 
 from .conftest import World
 
-SQUARE_WEST = {"type": "Polygon", "coordinates": [[[5.0, 47.0], [5.1, 47.0], [5.1, 47.1], [5.0, 47.1], [5.0, 47.0]]]}
-SQUARE_EAST = {"type": "Polygon", "coordinates": [[[5.1, 47.0], [5.2, 47.0], [5.2, 47.1], [5.1, 47.1], [5.1, 47.0]]]}
+SQUARE_WEST = {
+    "type": "Polygon",
+    "coordinates": [[[5.0, 47.0], [5.1, 47.0], [5.1, 47.1], [5.0, 47.1], [5.0, 47.0]]],
+}
+SQUARE_EAST = {
+    "type": "Polygon",
+    "coordinates": [[[5.1, 47.0], [5.2, 47.0], [5.2, 47.1], [5.1, 47.1], [5.1, 47.0]]],
+}
 
 
 def point(lon: float, lat: float) -> dict[str, Any]:
@@ -25,28 +31,44 @@ def point(lon: float, lat: float) -> dict[str, Any]:
 def with_communes(world: World, slug: str) -> Tenant:
     tenant = world.tenant(slug)
     with world.database.session() as session:
-        tenancy.create_commune(session, tenant.id, insee_code="21001", name="Ouest", boundary=SQUARE_WEST)
-        tenancy.create_commune(session, tenant.id, insee_code="21002", name="Est", boundary=SQUARE_EAST)
+        tenancy.create_commune(
+            session, tenant.id, insee_code="21001", name="Ouest", boundary=SQUARE_WEST
+        )
+        tenancy.create_commune(
+            session, tenant.id, insee_code="21002", name="Est", boundary=SQUARE_EAST
+        )
     return tenant
 
 
 def test_create_read_update_delete(world: World) -> None:
     tenant = with_communes(world, "ville-a")
     api = world.api(tenant, Role.OPERATOR)
-    created = api.post("/api/v1/entities", json={
-        "id": "urn:ngsi-ld:Streetlight:sl-1", "type": "Streetlight", "name": "Lampadaire 1",
-        "properties": {"powerConsumption": 50}, "location": point(5.05, 47.05),
-        "relationships": {"refStreetlightControlCabinet": "urn:ngsi-ld:StreetlightControlCabinet:c1"},
-    })
+    created = api.post(
+        "/api/v1/entities",
+        json={
+            "id": "urn:ngsi-ld:Streetlight:sl-1",
+            "type": "Streetlight",
+            "name": "Lampadaire 1",
+            "properties": {"powerConsumption": 50},
+            "location": point(5.05, 47.05),
+            "relationships": {
+                "refStreetlightControlCabinet": "urn:ngsi-ld:StreetlightControlCabinet:c1"
+            },
+        },
+    )
     assert created.status_code == 201, created.text
     assert created.json()["commune"] == "21001"
     fetched = api.get("/api/v1/entities/urn:ngsi-ld:Streetlight:sl-1").json()
     assert fetched["properties"] == {"powerConsumption": 50}
     assert fetched["relationships"]["refStreetlightControlCabinet"].endswith(":c1")
 
-    moved = api.patch("/api/v1/entities/urn:ngsi-ld:Streetlight:sl-1", json={
-        "location": point(5.15, 47.05), "properties": {"lanternHeight": 8, "powerConsumption": None},
-    })
+    moved = api.patch(
+        "/api/v1/entities/urn:ngsi-ld:Streetlight:sl-1",
+        json={
+            "location": point(5.15, 47.05),
+            "properties": {"lanternHeight": 8, "powerConsumption": None},
+        },
+    )
     assert moved.status_code == 200
     assert moved.json()["commune"] == "21002", "the commune follows the new location"
     assert moved.json()["properties"] == {"lanternHeight": 8}
@@ -56,7 +78,9 @@ def test_create_read_update_delete(world: World) -> None:
 
     assert api.delete("/api/v1/entities/urn:ngsi-ld:Streetlight:sl-1").status_code == 204
     assert api.get("/api/v1/entities/urn:ngsi-ld:Streetlight:sl-1").status_code == 404
-    assert api.get("/api/v1/entities", params={"bbox": "5.14,47.04,5.16,47.06"}).json()["total"] == 0
+    assert (
+        api.get("/api/v1/entities", params={"bbox": "5.14,47.04,5.16,47.06"}).json()["total"] == 0
+    )
 
 
 def test_generated_id_is_an_ngsi_ld_urn_of_the_type(world: World) -> None:
@@ -71,12 +95,16 @@ def test_filters_type_commune_bbox_text(world: World) -> None:
     tenant = with_communes(world, "ville-a")
     with world.database.session() as session:
         for index in range(10):
-            registry.create_entity(session, tenant.id, registry.EntityDraft(
-                type="Streetlight" if index % 2 else "WasteContainer",
-                id=f"urn:ngsi-ld:{'Streetlight' if index % 2 else 'WasteContainer'}:x{index}",
-                name=f"Objet numéro {index}",
-                location=point(5.01 + index * 0.019, 47.05),
-            ))
+            registry.create_entity(
+                session,
+                tenant.id,
+                registry.EntityDraft(
+                    type="Streetlight" if index % 2 else "WasteContainer",
+                    id=f"urn:ngsi-ld:{'Streetlight' if index % 2 else 'WasteContainer'}:x{index}",
+                    name=f"Objet numéro {index}",
+                    location=point(5.01 + index * 0.019, 47.05),
+                ),
+            )
     api = world.api(tenant, Role.VIEWER)
 
     def total(**params: str) -> int:
@@ -100,10 +128,17 @@ def test_pagination_reports_total_and_next_offset(world: World) -> None:
     tenant = world.tenant("ville-a")
     with world.database.session() as session:
         locator = registry.commune_locator(session, tenant.id)
-        registry.insert_entities(session, [
-            registry.validated_row(registry.EntityDraft(type="ParkingSpot", id=f"urn:ngsi-ld:ParkingSpot:p{i}"), tenant.id, locator)
-            for i in range(25)
-        ])
+        registry.insert_entities(
+            session,
+            [
+                registry.validated_row(
+                    registry.EntityDraft(type="ParkingSpot", id=f"urn:ngsi-ld:ParkingSpot:p{i}"),
+                    tenant.id,
+                    locator,
+                )
+                for i in range(25)
+            ],
+        )
     api = world.api(tenant, Role.VIEWER)
     seen: list[str] = []
     offset: int | None = 0
@@ -121,14 +156,29 @@ def test_total_count_stays_exact_past_100000_entities(world: World) -> None:
     count = 100_123
     with world.database.session() as session:
         now = registry.utcnow()
-        base = {"type": "Streetlight", "name": None, "properties": {}, "relationships": {},
-                "location": None, "min_lon": None, "min_lat": None, "max_lon": None,
-                "max_lat": None, "commune_id": None, "created_at": now, "modified_at": now}
+        base = {
+            "type": "Streetlight",
+            "name": None,
+            "properties": {},
+            "relationships": {},
+            "location": None,
+            "min_lon": None,
+            "min_lat": None,
+            "max_lon": None,
+            "max_lat": None,
+            "commune_id": None,
+            "created_at": now,
+            "modified_at": now,
+        }
         for start in range(0, count, 20_000):
-            rows = [{**base, "tenant_id": tenant.id, "urn": f"urn:ngsi-ld:Streetlight:n{i}"}
-                    for i in range(start, min(start + 20_000, count))]
+            rows = [
+                {**base, "tenant_id": tenant.id, "urn": f"urn:ngsi-ld:Streetlight:n{i}"}
+                for i in range(start, min(start + 20_000, count))
+            ]
             registry.insert_entities(session, rows)
-        registry.insert_entities(session, [{**base, "tenant_id": other.id, "urn": "urn:ngsi-ld:Streetlight:n1"}])
+        registry.insert_entities(
+            session, [{**base, "tenant_id": other.id, "urn": "urn:ngsi-ld:Streetlight:n1"}]
+        )
     api = world.api(tenant, Role.VIEWER)
     last = api.get("/api/v1/entities", params={"limit": 1000, "offset": count - 23}).json()
     assert last["total"] == count
@@ -143,10 +193,28 @@ def test_total_count_stays_exact_past_100000_entities(world: World) -> None:
         ({"type": "Lampadaire"}, "type"),
         ({"type": "Streetlight", "id": "sl-1"}, "id"),
         ({"type": "Streetlight", "id": "urn:ngsi-ld:WasteContainer:1"}, "id"),
-        ({"type": "Streetlight", "location": {"type": "Point", "coordinates": [200, 47]}}, "location"),
-        ({"type": "Streetlight", "location": {"type": "Point", "coordinates": ["a", 47]}}, "location"),
-        ({"type": "Streetlight", "location": {"type": "Circle", "coordinates": [5, 47]}}, "location"),
-        ({"type": "Streetlight", "location": {"type": "Polygon", "coordinates": [[[5, 47], [5.1, 47.1], [5, 47.1], [5.1, 47], [5, 47]]]}}, "location"),
+        (
+            {"type": "Streetlight", "location": {"type": "Point", "coordinates": [200, 47]}},
+            "location",
+        ),
+        (
+            {"type": "Streetlight", "location": {"type": "Point", "coordinates": ["a", 47]}},
+            "location",
+        ),
+        (
+            {"type": "Streetlight", "location": {"type": "Circle", "coordinates": [5, 47]}},
+            "location",
+        ),
+        (
+            {
+                "type": "Streetlight",
+                "location": {
+                    "type": "Polygon",
+                    "coordinates": [[[5, 47], [5.1, 47.1], [5, 47.1], [5.1, 47], [5, 47]]],
+                },
+            },
+            "location",
+        ),
         ({"type": "Streetlight", "location": "POINT(5 47)"}, "location"),
         ({"type": "Streetlight", "properties": {"bad key": 1}}, "properties.bad key"),
         ({"type": "Streetlight", "relationships": {"refX": "not-a-urn"}}, "relationships.refX"),
@@ -180,17 +248,36 @@ def test_duplicate_id_is_409_and_the_original_is_untouched(world: World) -> None
 def test_same_urn_in_two_tenants_is_allowed_and_kept_apart(world: World) -> None:
     a, b = world.tenant("ville-a"), world.tenant("ville-b")
     body = {"id": "urn:ngsi-ld:Streetlight:sl-1", "type": "Streetlight"}
-    assert world.api(a, Role.OPERATOR).post("/api/v1/entities", json={**body, "name": "A"}).status_code == 201
-    assert world.api(b, Role.OPERATOR).post("/api/v1/entities", json={**body, "name": "B"}).status_code == 201
-    assert world.api(a, Role.VIEWER).get("/api/v1/entities/urn:ngsi-ld:Streetlight:sl-1").json()["name"] == "A"
+    assert (
+        world.api(a, Role.OPERATOR).post("/api/v1/entities", json={**body, "name": "A"}).status_code
+        == 201
+    )
+    assert (
+        world.api(b, Role.OPERATOR).post("/api/v1/entities", json={**body, "name": "B"}).status_code
+        == 201
+    )
+    assert (
+        world.api(a, Role.VIEWER)
+        .get("/api/v1/entities/urn:ngsi-ld:Streetlight:sl-1")
+        .json()["name"]
+        == "A"
+    )
 
 
 def test_bad_query_parameters_are_4xx(world: World) -> None:
     tenant = world.tenant("ville-a")
     api = world.api(tenant, Role.VIEWER)
-    for params in ({"bbox": "1,2,3"}, {"bbox": "a,b,c,d"}, {"bbox": "5,47,4,48"}, {"limit": "0"},
-                   {"limit": "5000"}, {"offset": "-1"}, {"type": "Nope"}, {"domain": "nope"},
-                   {"bbox": "nan,1,2,3"}):
+    for params in (
+        {"bbox": "1,2,3"},
+        {"bbox": "a,b,c,d"},
+        {"bbox": "5,47,4,48"},
+        {"limit": "0"},
+        {"limit": "5000"},
+        {"offset": "-1"},
+        {"type": "Nope"},
+        {"domain": "nope"},
+        {"bbox": "nan,1,2,3"},
+    ):
         response = api.get("/api/v1/entities", params=params)
         assert response.status_code == 422, (params, response.text)
         assert response.json()["error"]["message"]
@@ -217,7 +304,9 @@ def test_oversized_body_is_413_and_nothing_is_stored(world: World) -> None:
 def test_malformed_json_is_422_with_a_message(world: World) -> None:
     tenant = world.tenant("ville-a")
     api = world.api(tenant, Role.OPERATOR)
-    response = api.post("/api/v1/entities", content=b'{"type": ', headers={"content-type": "application/json"})
+    response = api.post(
+        "/api/v1/entities", content=b'{"type": ', headers={"content-type": "application/json"}
+    )
     assert response.status_code == 422
     assert "json" in response.json()["error"]["message"].lower()
 

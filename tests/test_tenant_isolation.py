@@ -20,7 +20,10 @@ from territoire.tenancy.models import Role, Tenant
 
 from .conftest import World
 
-BOUNDARY = {"type": "Polygon", "coordinates": [[[5, 47], [5.1, 47], [5.1, 47.1], [5, 47.1], [5, 47]]]}
+BOUNDARY = {
+    "type": "Polygon",
+    "coordinates": [[[5, 47], [5.1, 47], [5.1, 47.1], [5, 47.1], [5, 47]]],
+}
 
 
 @dataclass
@@ -45,7 +48,9 @@ def _entity(world: World, tenant: Tenant) -> str:
 def _commune(world: World, tenant: Tenant) -> str:
     code = "21009" if tenant.slug.endswith("b") else "21008"
     with world.database.session() as session:
-        tenancy.create_commune(session, tenant.id, insee_code=code, name=f"C {code}", boundary=BOUNDARY)
+        tenancy.create_commune(
+            session, tenant.id, insee_code=code, name=f"C {code}", boundary=BOUNDARY
+        )
     return code
 
 
@@ -113,7 +118,9 @@ def test_every_route_answers_404_for_another_tenants_objects(world: World) -> No
         url = fill(path, theirs)
         body = BODIES.get((method, path), {})
         response = admin_a.request(method, url, json=body if method != "GET" else None)
-        assert response.status_code == 404, f"{method} {url}: {response.status_code} {response.text[:200]}"
+        assert response.status_code == 404, (
+            f"{method} {url}: {response.status_code} {response.text[:200]}"
+        )
         assert tenant_b.name not in response.text
 
     # Control: the same routes find tenant A's own objects, so 404 above means something.
