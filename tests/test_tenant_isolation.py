@@ -19,6 +19,7 @@ from territoire.tenancy import service as tenancy
 from territoire.tenancy.models import Role, Tenant
 
 from .conftest import World
+from .requests.isolation import ACTING_TENANT_PARAMETERS, REQUEST_BODIES, REQUEST_FACTORIES
 
 BOUNDARY = {
     "type": "Polygon",
@@ -69,6 +70,9 @@ FACTORIES: dict[str, Factory] = {
 # Request bodies that pass validation, so that the answer is about the object.
 BODIES: dict[tuple[str, str], Any] = {}
 
+FACTORIES.update(REQUEST_FACTORIES)
+BODIES.update(REQUEST_BODIES)
+
 PARAMETER = re.compile(r"{([^}:]+)(?::[^}]+)?}")
 
 
@@ -90,7 +94,8 @@ def routes_with_parameters() -> list[tuple[str, str, list[str]]]:
         for path, methods in _walk(router.routes, ""):
             names = PARAMETER.findall(path)
             for method in sorted(methods - {"HEAD", "OPTIONS"}):
-                if names:
+                # A route naming only the tenant (a public page) shows no other tenant's object.
+                if set(names) - ACTING_TENANT_PARAMETERS:
                     found.append((method, path, names))
     return found
 
@@ -114,8 +119,10 @@ def test_every_route_answers_404_for_another_tenants_objects(world: World) -> No
     theirs = make_objects(world, tenant_b, names)
     admin_a = world.api(tenant_a, Role.ADMIN)
 
+    # Parameters naming the tenant take A's value: A's URL must never show B's object.
+    acting = {name: own.values[name] for name in ACTING_TENANT_PARAMETERS if name in own.values}
     for method, path, _names in routes:
-        url = fill(path, theirs)
+        url = fill(path, Objects({**theirs.values, **acting}))
         body = BODIES.get((method, path), {})
         response = admin_a.request(method, url, json=body if method != "GET" else None)
         assert response.status_code == 404, (

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -17,6 +18,7 @@ from territoire import __version__, events
 from territoire.config import Settings, load_settings
 from territoire.db import Database
 from territoire.errors import DomainError, FieldProblem, NotAuthenticated
+from territoire.web.errors import install_html_errors
 
 log = logging.getLogger("territoire")
 STATIC_DIR = Path(__file__).parent / "web" / "static"
@@ -106,7 +108,7 @@ def _install_error_handlers(app: FastAPI) -> None:
     async def not_authenticated(request: Request, error: NotAuthenticated) -> Response:
         if wants_html(request):
             target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
-            return RedirectResponse(f"/login?next={target}", status_code=303)
+            return RedirectResponse(f"/login?next={quote(target, safe='/')}", status_code=303)
         return JSONResponse(error_body(error.code, error.message), status_code=401)
 
     @app.exception_handler(DomainError)
@@ -169,6 +171,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     app.state.settings = settings
     app.state.database = database or Database(settings.effective_database_url)
     _install_error_handlers(app)
+    install_html_errors(app, wants_html)
     _security_headers(app)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
@@ -179,8 +182,20 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
 
 def domain_routers() -> list[Any]:
     """Each domain contributes its router here: the one place where domains are assembled."""
+    from territoire.alarms.api import router as alarms_router
+    from territoire.interventions.api import router as interventions_router
     from territoire.registry.api import router as registry_router
+    from territoire.requests.api import router as requests_router
+    from territoire.telemetry.api import router as telemetry_router
     from territoire.tenancy.api import router as tenancy_router
     from territoire.web.routes import router as web_router
 
-    return [tenancy_router, registry_router, web_router]
+    return [
+        tenancy_router,
+        registry_router,
+        telemetry_router,
+        alarms_router,
+        interventions_router,
+        requests_router,
+        web_router,
+    ]

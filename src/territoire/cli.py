@@ -15,6 +15,9 @@ from rich.table import Table
 from territoire.config import Settings, load_settings
 from territoire.db import Database, migrate
 from territoire.errors import DomainError
+from territoire.requests import cli as requests_cli
+from territoire.simulator import cli as simulator_cli
+from territoire.telemetry import cli as telemetry_cli
 from territoire.tenancy.models import Role, Tenant, TenantKind
 
 console = Console()
@@ -29,6 +32,12 @@ app.add_typer(tenant_app, name="tenant")
 app.add_typer(user_app, name="user")
 app.add_typer(token_app, name="token")
 app.add_typer(import_app, name="import")
+app.add_typer(telemetry_cli.lake_app, name="lake")
+app.add_typer(telemetry_cli.telemetry_app, name="telemetry")
+app.add_typer(requests_cli.app, name="requests")
+app.command("worker")(telemetry_cli.worker)
+import_app.command("telemetry")(telemetry_cli.import_telemetry)
+app.command("simulate")(simulator_cli.simulate)
 
 
 def _settings() -> Settings:
@@ -275,6 +284,9 @@ def demo(
     database.dispose()
     url = f"http://{host or settings.host}:{port or settings.port}"
     if serve_after:
+        from territoire.demo.live import start_demo_life
+
+        start_demo_life(settings)  # back-fills a few days, then keeps the territory alive
         console.print(f"Territoire demo on [bold]{url}[/] (Ctrl+C to stop)")
         _run_server(settings, host, port)
 

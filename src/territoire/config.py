@@ -52,6 +52,22 @@ class Settings(BaseSettings):
     cookie_secure: bool = False
     mqtt_url: str = ""
     log_level: str = "info"
+    # Outgoing e-mail (notifications). Empty host: nothing is sent, the outbox keeps it.
+    smtp_host: str = ""
+    smtp_port: int = 25
+    smtp_from: str = "territoire@localhost"
+    smtp_username: str = ""
+    smtp_password: str = ""
+    smtp_starttls: bool = False
+    smtp_timeout_seconds: float = 10.0
+    # Citizen requests: changes within this window go out as one digest e-mail.
+    notification_digest_seconds: int = 600
+    notification_poll_seconds: int = 30
+    # Anonymous submissions (web form, Open311) per client address: a token bucket.
+    requests_submissions_per_minute: float = 6.0
+    requests_submission_burst: int = 5
+    requests_max_photo_bytes: int = 4 * 1024 * 1024
+    requests_max_photos: int = 3
 
     @classmethod
     def settings_customise_sources(

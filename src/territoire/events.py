@@ -30,7 +30,10 @@ Listener = Callable[[Session, Event], None]
 _listeners: dict[str, list[Listener]] = defaultdict(list)
 
 # Modules whose import subscribes their listeners; each domain with listeners adds one.
-LISTENER_MODULES: list[str] = []
+LISTENER_MODULES: list[str] = [
+    "territoire.alarms.listeners",
+    "territoire.requests.listeners",
+]
 
 
 def subscribe(name: str, listener: Listener) -> None:

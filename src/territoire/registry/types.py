@@ -28,6 +28,7 @@ ENTITY_TYPES: dict[str, Domain] = {
     "StreetlightControlCabinet": Domain.LIGHTING,
     "WaterConsumptionObserved": Domain.WATER,
     "WaterQualityObserved": Domain.WATER,
+    "Tank": Domain.WATER,  # storage reservoir (WaterDistributionManagementEPANET model)
     "WasteContainer": Domain.WASTE,
     "WasteContainerIsle": Domain.WASTE,
     "ParkingSpot": Domain.PARKING,

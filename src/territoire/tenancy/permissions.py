@@ -15,6 +15,7 @@ class Permission(enum.StrEnum):
     FIELD_WORK = "field_work"
     MANAGE_DATA = "manage_data"
     ADMINISTER = "administer"
+    INGEST_TELEMETRY = "ingest_telemetry"
 
 
 GRANTS: dict[Role, frozenset[Permission]] = {
@@ -28,6 +29,9 @@ GRANTS: dict[Role, frozenset[Permission]] = {
         {Permission.READ, Permission.EDIT_REGISTRY, Permission.MANAGE_DATA}
     ),
 }
+# Sending telemetry with an API token (devices use their own ingest tokens instead).
+for _role in (Role.OPERATOR, Role.DATA_OFFICER):
+    GRANTS[_role] = GRANTS[_role] | {Permission.INGEST_TELEMETRY}
 
 
 def allows(role: Role, permission: Permission) -> bool:

@@ -1,0 +1,92 @@
+"""Save screenshots of the main screens of the demo to docs/screenshots/.
+
+    .venv/bin/python scripts/screenshots.py [--out docs/screenshots] [--lang fr]
+
+Seeds the demo territory in a throw-away SQLite database, serves the app on a free local
+port, and drives Debian's Chromium (headless) through the sign-in, home, asset list,
+asset detail and map pages. No tile server is configured, as on an offline install.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from playwright.sync_api import Page, sync_playwright  # noqa: E402
+from tests.browser.live import CHROMIUM, CHROMIUM_ARGS, chromium_problem, serve  # noqa: E402
+
+from territoire.app import create_app  # noqa: E402
+from territoire.config import Settings  # noqa: E402
+from territoire.db import Database, migrate  # noqa: E402
+from territoire.demo.seed import DEMO_USERS, demo_password, seed_demo  # noqa: E402
+from territoire.tenancy.models import Role  # noqa: E402
+
+VIEWPORT = {"width": 1280, "height": 800}
+
+
+def operator_credentials() -> tuple[str, str]:
+    email = next(email for role, email, _name in DEMO_USERS if role is Role.OPERATOR)
+    return email, demo_password(Role.OPERATOR)
+
+
+def take(page: Page, out: Path, name: str) -> None:
+    path = out / f"{name}.png"
+    page.screenshot(path=str(path), full_page=False)
+    print(f"saved {path.relative_to(ROOT) if path.is_relative_to(ROOT) else path}")
+
+
+def capture(base_url: str, out: Path, language: str) -> None:
+    email, password = operator_credentials()
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS
+        )
+        page = browser.new_page(viewport=VIEWPORT, locale=language)
+        page.goto(f"{base_url}/login?lang={language}")
+        page.fill("#email", email)
+        take(page, out, "login")
+        page.fill("#password", password)
+        page.click("form.stacked-form button[type=submit]")
+        page.wait_for_url(f"{base_url}/")
+        take(page, out, "home")
+        page.goto(f"{base_url}/entities?type=Streetlight&commune=39901")
+        take(page, out, "entities")
+        page.click(".entity-table tbody a >> nth=0")
+        page.wait_for_selector("#entity-map[data-state=ready]")
+        take(page, out, "entity")
+        page.goto(f"{base_url}/map")
+        page.wait_for_selector("#territory-map[data-state=ready]")
+        take(page, out, "map")
+        browser.close()
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=ROOT / "docs" / "screenshots")
+    parser.add_argument("--lang", choices=["fr", "en"], default="fr")
+    arguments = parser.parse_args()
+    problem = chromium_problem()
+    if problem:
+        print(problem, file=sys.stderr)
+        return 1
+    arguments.out.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="territoire-screens-") as folder:
+        settings = Settings(data_dir=Path(folder), secret_key="screenshots-only-" + "x" * 32)
+        settings.ensure_data_dir()
+        migrate.upgrade(settings.effective_database_url)
+        database = Database(settings.effective_database_url)
+        with database.session() as session:
+            seed_demo(session)
+        with serve(create_app(settings, database)) as base_url:
+            capture(base_url, arguments.out, arguments.lang)
+        database.dispose()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Alarms: one console for every network, with a lifecycle, history and correlation."""

@@ -1,0 +1,687 @@
+"""Alarm services: what a rules engine calls, and what operators do in the console.
+
+Lifecycle: active_unacknowledged → active_acknowledged → cleared → closed. An alarm is
+cleared automatically when its condition ends (`clear_alarm_condition`) or by hand;
+acknowledging a cleared alarm that nobody acknowledged is allowed (it counts for the
+mean time to acknowledge). One alarm per (rule, entity) is active at a time: a repeat
+raises its count and last-seen time. Alarms are correlated by a group key — the URN of
+a cabinet, district meter or street-light group: the active alarm on that entity becomes
+the parent of the alarms below it, whichever comes first.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import and_, case, func, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+from sqlalchemy.orm.exc import StaleDataError
+
+from territoire.alarms.models import (
+    ACTIVE_STATUSES,
+    SEVERITY_RANK,
+    Alarm,
+    AlarmEvent,
+    AlarmStatus,
+    ClearKind,
+    Severity,
+)
+from territoire.db.base import utcnow
+from territoire.errors import Conflict, NotFound, invalid
+from territoire.interventions import service as interventions
+from territoire.interventions.models import Priority, Skill, WorkOrder, WorkOrderStatus
+from territoire.registry import service as registry
+from territoire.registry.types import Domain, domain_of
+from territoire.tenancy import service as tenancy
+from territoire.tenancy.permissions import Permission, allows
+
+RULE_KEY_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,99}$")
+MAX_MESSAGE = 500
+MAX_COMMENT = 2000
+MAX_PAGE_SIZE = 500
+# Observations stamped slightly ahead of our clock are accepted (device clock drift).
+FUTURE_TOLERANCE = timedelta(minutes=5)
+
+PRIORITY_OF_SEVERITY: dict[Severity, Priority] = {
+    Severity.CRITICAL: Priority.URGENT,
+    Severity.MAJOR: Priority.HIGH,
+    Severity.MINOR: Priority.NORMAL,
+    Severity.WARNING: Priority.LOW,
+}
+SKILL_OF_DOMAIN: dict[Domain, Skill] = {
+    Domain.LIGHTING: Skill.LIGHTING,
+    Domain.WATER: Skill.WATER,
+    Domain.WASTE: Skill.WASTE,
+    Domain.PARKING: Skill.PARKING,
+    Domain.BUILDINGS: Skill.BUILDINGS,
+    Domain.MOBILITY: Skill.ROADS,
+}
+
+
+@dataclass(frozen=True)
+class AlarmSignal:
+    """What a rule reports when its condition holds for an entity."""
+
+    rule_key: str
+    entity_urn: str
+    severity: Severity | str
+    message: str
+    observed_at: datetime
+    value: float | None = None
+    group_key: str | None = None
+
+
+@dataclass
+class AlarmFilter:
+    statuses: Sequence[AlarmStatus] = ()
+    severities: Sequence[Severity] = ()
+    rule_key: str | None = None
+    entity_urn: str | None = None
+    commune_id: int | None = None
+    assignee_id: int | None = None
+    parent_id: int | None = None
+    top_level: bool = False
+    raised_from: datetime | None = None
+    raised_until: datetime | None = None
+
+
+@dataclass
+class Page:
+    items: list[Alarm]
+    total: int
+    limit: int
+    offset: int
+
+
+# --- checks --------------------------------------------------------------------------
+
+
+def parse_severity(value: Any, field_name: str = "severity") -> Severity:
+    try:
+        return Severity(value)
+    except ValueError as error:
+        allowed = ", ".join(s.value for s in Severity)
+        raise invalid(field_name, f"one of {allowed}") from error
+
+
+def parse_status(value: Any, field_name: str = "status") -> AlarmStatus:
+    try:
+        return AlarmStatus(value)
+    except ValueError as error:
+        allowed = ", ".join(s.value for s in AlarmStatus)
+        raise invalid(field_name, f"one of {allowed}") from error
+
+
+def _check_signal(signal: AlarmSignal) -> tuple[Severity, str]:
+    if not isinstance(signal.rule_key, str) or not RULE_KEY_PATTERN.match(signal.rule_key):
+        raise invalid("rule_key", "letters, digits and _ . : -, at most 100 characters")
+    if not isinstance(signal.entity_urn, str) or not registry.URN_PATTERN.match(signal.entity_urn):
+        raise invalid("entity_urn", "an entity id is urn:ngsi-ld:<Type>:<local id>")
+    severity = parse_severity(signal.severity)
+    message = signal.message.strip() if isinstance(signal.message, str) else ""
+    if not message or len(message) > MAX_MESSAGE:
+        raise invalid("message", f"a text of 1 to {MAX_MESSAGE} characters")
+    _check_time(signal.observed_at, "observed_at")
+    if signal.value is not None and (
+        isinstance(signal.value, bool)
+        or not isinstance(signal.value, int | float)
+        or not math.isfinite(signal.value)
+    ):
+        raise invalid("value", "a finite number or nothing")
+    if signal.group_key is not None:
+        if not registry.URN_PATTERN.match(signal.group_key):
+            raise invalid("group_key", "the URN of the grouping entity (cabinet, district…)")
+        if signal.group_key == signal.entity_urn:
+            raise invalid("group_key", "an alarm cannot be grouped under its own entity")
+    return severity, message
+
+
+def _check_time(moment: Any, field_name: str) -> datetime:
+    if not isinstance(moment, datetime) or moment.tzinfo is None:
+        raise invalid(field_name, "a time with its time zone is required")
+    if moment > utcnow() + FUTURE_TOLERANCE:
+        raise invalid(field_name, "in the future")
+    return moment
+
+
+def _flush(session: Session) -> None:
+    try:
+        session.flush()
+    except StaleDataError as error:
+        raise Conflict("the alarm was changed meanwhile; reload and try again") from error
+
+
+def _record(
+    session: Session,
+    alarm: Alarm,
+    kind: str,
+    *,
+    user_id: int | None = None,
+    text: str | None = None,
+    at: datetime | None = None,
+    data: dict[str, Any] | None = None,
+) -> AlarmEvent:
+    event = AlarmEvent(
+        alarm_id=alarm.id, at=at or utcnow(), kind=kind, user_id=user_id, text=text, data=data or {}
+    )
+    session.add(event)
+    return event
+
+
+# --- what the rules engine calls -----------------------------------------------------
+
+
+def _active(session: Session, tenant_id: int, rule_key: str, entity_urn: str) -> Alarm | None:
+    return session.scalar(
+        select(Alarm)
+        .where(
+            Alarm.tenant_id == tenant_id,
+            Alarm.rule_key == rule_key,
+            Alarm.entity_urn == entity_urn,
+            Alarm.status.in_(ACTIVE_STATUSES),
+        )
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )
+
+
+def raise_alarm(session: Session, tenant_id: int, signal: AlarmSignal) -> Alarm:
+    """Create the alarm of (rule, entity), or count a repeat of the active one.
+
+    Safe under concurrency: two workers raising the same new condition at once end with
+    one alarm counted twice (the partial unique index refuses the second insert, which
+    then becomes a repeat).
+    """
+    severity, message = _check_signal(signal)
+    existing = _active(session, tenant_id, signal.rule_key, signal.entity_urn)
+    if existing is not None:
+        return _repeat(session, existing, signal, severity, message)
+    entity = _entity(session, tenant_id, signal.entity_urn)
+    alarm = Alarm(
+        public_id=str(uuid.uuid4()),
+        tenant_id=tenant_id,
+        rule_key=signal.rule_key,
+        entity_urn=entity.urn,
+        entity_type=entity.type,
+        commune_id=entity.commune_id,
+        group_key=signal.group_key,
+        severity=severity,
+        status=AlarmStatus.UNACKNOWLEDGED,
+        message=message,
+        value=signal.value,
+        occurrences=1,
+        raised_at=signal.observed_at,
+        last_seen_at=signal.observed_at,
+    )
+    try:
+        with session.begin_nested():
+            session.add(alarm)
+            session.flush()
+    except IntegrityError:
+        existing = _active(session, tenant_id, signal.rule_key, signal.entity_urn)
+        if existing is None:
+            raise
+        return _repeat(session, existing, signal, severity, message)
+    _record(session, alarm, "raised", at=signal.observed_at, data={"severity": severity.value})
+    _correlate(session, alarm)
+    session.flush()
+    return alarm
+
+
+def _entity(session: Session, tenant_id: int, urn: str) -> Any:
+    try:
+        return registry.get_entity(session, tenant_id, urn)
+    except NotFound as error:
+        raise invalid("entity_urn", f"no entity {urn} in this tenant's registry") from error
+
+
+def _repeat(
+    session: Session, alarm: Alarm, signal: AlarmSignal, severity: Severity, message: str
+) -> Alarm:
+    alarm.occurrences += 1
+    alarm.last_seen_at = max(alarm.last_seen_at, signal.observed_at)
+    alarm.message = message
+    alarm.value = signal.value
+    alarm.updated_at = utcnow()
+    if severity is not alarm.severity:
+        # Only severity changes go to the history: a repeat every minute must not bloat it.
+        data = {"from": alarm.severity.value, "to": severity.value}
+        _record(session, alarm, "severity_changed", at=signal.observed_at, data=data)
+        alarm.severity = severity
+    if signal.group_key and alarm.group_key != signal.group_key:
+        alarm.group_key = signal.group_key
+        alarm.parent_id = None
+        _correlate(session, alarm)
+    _flush(session)
+    return alarm
+
+
+def _correlate(session: Session, alarm: Alarm) -> None:
+    """Attach the alarm under the active alarm of its group entity, and adopt the alarms
+    already waiting for this entity as their group."""
+    if alarm.group_key and alarm.parent_id is None:
+        parent = session.scalar(
+            select(Alarm)
+            .where(
+                Alarm.tenant_id == alarm.tenant_id,
+                Alarm.entity_urn == alarm.group_key,
+                Alarm.status.in_(ACTIVE_STATUSES),
+            )
+            .order_by(_severity_order(), Alarm.raised_at)
+            .limit(1)
+        )
+        if parent is not None:
+            alarm.parent_id = parent.id
+            _record(session, alarm, "grouped", data={"parent": parent.public_id})
+    orphans = session.scalars(
+        select(Alarm).where(
+            Alarm.tenant_id == alarm.tenant_id,
+            Alarm.group_key == alarm.entity_urn,
+            Alarm.parent_id.is_(None),
+            Alarm.status.in_(ACTIVE_STATUSES),
+            Alarm.id != alarm.id,
+        )
+    )
+    for child in orphans:
+        child.parent_id = alarm.id
+        _record(session, child, "grouped", data={"parent": alarm.public_id})
+
+
+def clear_alarm_condition(
+    session: Session, tenant_id: int, rule_key: str, entity_urn: str, at: datetime
+) -> Alarm | None:
+    """The condition ended: clear the active alarm of (rule, entity), if there is one.
+
+    If the work order dispatched for it is already closed, the data now confirms the fix
+    and the alarm is closed as well.
+    """
+    moment = _check_time(at, "at")
+    alarm = _active(session, tenant_id, rule_key, entity_urn)
+    if alarm is None:
+        return None
+    _clear(session, alarm, ClearKind.AUTO, user_id=None, note=None, at=max(moment, alarm.raised_at))
+    if alarm.fix_reported_at is not None:
+        _close(session, alarm, user_id=None, note="fix confirmed by data", at=alarm.cleared_at)
+    _flush(session)
+    return alarm
+
+
+# --- reading -------------------------------------------------------------------------
+
+
+def get_alarm(
+    session: Session, tenant_id: int, alarm_id: str, *, for_update: bool = False
+) -> Alarm:
+    query = select(Alarm).where(Alarm.tenant_id == tenant_id, Alarm.public_id == alarm_id)
+    if for_update:
+        # Two operators acknowledging at once: the second waits here, then sees the first's
+        # change (PostgreSQL). On SQLite the version column refuses the lost update.
+        query = query.with_for_update().execution_options(populate_existing=True)
+    alarm = session.scalar(query)
+    if alarm is None:
+        raise NotFound(f"no alarm {alarm_id}")
+    return alarm
+
+
+def _severity_order() -> Any:
+    return case(
+        *((Alarm.severity == severity, rank) for severity, rank in SEVERITY_RANK.items()),
+        else_=len(SEVERITY_RANK),
+    )
+
+
+def _filter_clauses(tenant_id: int, where: AlarmFilter) -> list[Any]:
+    clauses: list[Any] = [Alarm.tenant_id == tenant_id]
+    if where.statuses:
+        clauses.append(Alarm.status.in_(list(where.statuses)))
+    if where.severities:
+        clauses.append(Alarm.severity.in_(list(where.severities)))
+    if where.rule_key:
+        clauses.append(Alarm.rule_key == where.rule_key)
+    if where.entity_urn:
+        clauses.append(Alarm.entity_urn == where.entity_urn)
+    if where.commune_id is not None:
+        clauses.append(Alarm.commune_id == where.commune_id)
+    if where.assignee_id is not None:
+        clauses.append(Alarm.assignee_id == where.assignee_id)
+    if where.parent_id is not None:
+        clauses.append(Alarm.parent_id == where.parent_id)
+    if where.top_level:
+        clauses.append(Alarm.parent_id.is_(None))
+    if where.raised_from is not None:
+        clauses.append(Alarm.raised_at >= where.raised_from)
+    if where.raised_until is not None:
+        clauses.append(Alarm.raised_at < where.raised_until)
+    return clauses
+
+
+def list_alarms(
+    session: Session, tenant_id: int, where: AlarmFilter, *, limit: int = 100, offset: int = 0
+) -> Page:
+    """Most severe first, then the most recently seen."""
+    if not 1 <= limit <= MAX_PAGE_SIZE:
+        raise invalid("limit", f"between 1 and {MAX_PAGE_SIZE}")
+    if offset < 0:
+        raise invalid("offset", "must not be negative")
+    condition = and_(*_filter_clauses(tenant_id, where))
+    total = session.scalar(select(func.count()).select_from(Alarm).where(condition)) or 0
+    items = session.scalars(
+        select(Alarm)
+        .where(condition)
+        .order_by(_severity_order(), Alarm.last_seen_at.desc(), Alarm.id.desc())
+        .limit(limit)
+        .offset(offset)
+    )
+    return Page(items=list(items), total=int(total), limit=limit, offset=offset)
+
+
+def history(session: Session, alarm: Alarm) -> list[AlarmEvent]:
+    """In the order things were recorded; `at` says when each happened, which for data
+    (an observation time) can be a little earlier than an operator's action before it."""
+    return list(
+        session.scalars(
+            select(AlarmEvent).where(AlarmEvent.alarm_id == alarm.id).order_by(AlarmEvent.id)
+        )
+    )
+
+
+def children_of(session: Session, alarm: Alarm) -> list[Alarm]:
+    return list(
+        session.scalars(
+            select(Alarm)
+            .where(Alarm.parent_id == alarm.id)
+            .order_by(_severity_order(), Alarm.raised_at)
+        )
+    )
+
+
+def child_counts(session: Session, alarms: Sequence[Alarm]) -> dict[int, int]:
+    ids = [alarm.id for alarm in alarms]
+    if not ids:
+        return {}
+    rows = session.execute(
+        select(Alarm.parent_id, func.count())
+        .where(Alarm.parent_id.in_(ids))
+        .group_by(Alarm.parent_id)
+    )
+    return {int(parent): int(count) for parent, count in rows if parent is not None}
+
+
+def public_ids(session: Session, row_ids: Sequence[int]) -> dict[int, str]:
+    wanted = sorted({row for row in row_ids})
+    if not wanted:
+        return {}
+    rows = session.execute(select(Alarm.id, Alarm.public_id).where(Alarm.id.in_(wanted)))
+    return {int(row_id): public_id for row_id, public_id in rows}
+
+
+def counts_by_status(session: Session, tenant_id: int) -> dict[str, int]:
+    rows = session.execute(
+        select(Alarm.status, func.count())
+        .where(Alarm.tenant_id == tenant_id)
+        .group_by(Alarm.status)
+    )
+    return {status.value: int(count) for status, count in rows}
+
+
+# --- operator actions ----------------------------------------------------------------
+
+
+def acknowledge(
+    session: Session,
+    tenant_id: int,
+    alarm_id: str,
+    *,
+    by_user: int | None,
+    note: str | None = None,
+    at: datetime | None = None,
+) -> Alarm:
+    """Acknowledge an alarm nobody has acknowledged yet; a second acknowledgement is a 409.
+
+    The alarms grouped under it are acknowledged with it.
+    """
+    clean_note = _comment(note, "note") if note else None
+    alarm = get_alarm(session, tenant_id, alarm_id, for_update=True)
+    if alarm.acknowledged_at is not None or alarm.status is AlarmStatus.CLOSED:
+        raise Conflict(f"the alarm is already {_describe(alarm)}")
+    moment = max(at or utcnow(), alarm.raised_at)
+    _acknowledge(session, alarm, by_user, clean_note, moment)
+    _flush(session)
+    for child in children_of(session, alarm):
+        if child.acknowledged_at is None and child.status is not AlarmStatus.CLOSED:
+            _acknowledge(session, child, by_user, "with its group alarm", moment)
+    _flush(session)
+    return alarm
+
+
+def _describe(alarm: Alarm) -> str:
+    if alarm.status is AlarmStatus.CLEARED and alarm.acknowledged_at is not None:
+        return "cleared and acknowledged"
+    return alarm.status.value.replace("_", " ")
+
+
+def _acknowledge(
+    session: Session, alarm: Alarm, user_id: int | None, note: str | None, at: datetime
+) -> None:
+    alarm.acknowledged_at = at
+    alarm.acknowledged_by = user_id
+    if alarm.status is AlarmStatus.UNACKNOWLEDGED:
+        alarm.status = AlarmStatus.ACKNOWLEDGED
+    alarm.updated_at = utcnow()
+    _record(session, alarm, "acknowledged", user_id=user_id, text=note, at=at)
+
+
+def clear(
+    session: Session,
+    tenant_id: int,
+    alarm_id: str,
+    *,
+    by_user: int | None,
+    note: str | None = None,
+) -> Alarm:
+    """Clear by hand (the operator knows the condition is over, or it was a false alarm)."""
+    clean_note = _comment(note, "note") if note else None
+    alarm = get_alarm(session, tenant_id, alarm_id, for_update=True)
+    if not alarm.is_active:
+        raise Conflict(f"only an active alarm can be cleared; this one is {_describe(alarm)}")
+    _clear(session, alarm, ClearKind.MANUAL, user_id=by_user, note=clean_note, at=utcnow())
+    _flush(session)
+    return alarm
+
+
+def _clear(
+    session: Session,
+    alarm: Alarm,
+    kind: ClearKind,
+    *,
+    user_id: int | None,
+    note: str | None,
+    at: datetime,
+) -> None:
+    alarm.status = AlarmStatus.CLEARED
+    alarm.cleared_at = at
+    alarm.cleared_by = user_id
+    alarm.clear_kind = kind
+    alarm.updated_at = utcnow()
+    _record(session, alarm, "cleared", user_id=user_id, text=note, at=at, data={"kind": kind.value})
+
+
+def close(
+    session: Session,
+    tenant_id: int,
+    alarm_id: str,
+    *,
+    by_user: int | None,
+    note: str | None = None,
+) -> Alarm:
+    """Close a cleared alarm: nothing more to do about it."""
+    clean_note = _comment(note, "note") if note else None
+    alarm = get_alarm(session, tenant_id, alarm_id, for_update=True)
+    if alarm.status is not AlarmStatus.CLEARED:
+        raise Conflict(f"only a cleared alarm can be closed; this one is {_describe(alarm)}")
+    _close(session, alarm, user_id=by_user, note=clean_note, at=utcnow())
+    _flush(session)
+    return alarm
+
+
+def _close(
+    session: Session, alarm: Alarm, *, user_id: int | None, note: str | None, at: datetime | None
+) -> None:
+    moment = max(at or utcnow(), alarm.cleared_at or alarm.raised_at)
+    alarm.status = AlarmStatus.CLOSED
+    alarm.closed_at = moment
+    alarm.closed_by = user_id
+    alarm.updated_at = utcnow()
+    _record(session, alarm, "closed", user_id=user_id, text=note, at=moment)
+
+
+def _comment(text: Any, field_name: str = "text") -> str:
+    cleaned = text.strip() if isinstance(text, str) else ""
+    if not cleaned:
+        raise invalid(field_name, "must not be empty")
+    if len(cleaned) > MAX_COMMENT:
+        raise invalid(field_name, f"at most {MAX_COMMENT} characters")
+    return cleaned
+
+
+def add_comment(
+    session: Session, tenant_id: int, alarm_id: str, text: str, *, by_user: int | None
+) -> AlarmEvent:
+    cleaned = _comment(text)
+    alarm = get_alarm(session, tenant_id, alarm_id)
+    event = _record(session, alarm, "comment", user_id=by_user, text=cleaned)
+    session.flush()
+    return event
+
+
+def assign(
+    session: Session, tenant_id: int, alarm_id: str, assignee_id: int | None, *, by_user: int | None
+) -> Alarm:
+    """Give the alarm to an operator or agent of the tenant (None takes it back)."""
+    if assignee_id is not None:
+        role = tenancy.role_in(session, assignee_id, tenant_id)
+        if role is None or not (
+            allows(role, Permission.OPERATE) or allows(role, Permission.FIELD_WORK)
+        ):
+            raise invalid("assignee", "this person is not an operator or agent of this tenant")
+    alarm = get_alarm(session, tenant_id, alarm_id, for_update=True)
+    if alarm.status is AlarmStatus.CLOSED:
+        raise Conflict("a closed alarm cannot be assigned")
+    if alarm.assignee_id == assignee_id:
+        return alarm
+    alarm.assignee_id = assignee_id
+    alarm.updated_at = utcnow()
+    kind = "assigned" if assignee_id is not None else "unassigned"
+    _record(session, alarm, kind, user_id=by_user, data={"assignee_id": assignee_id})
+    _flush(session)
+    return alarm
+
+
+# --- alarms and work orders ----------------------------------------------------------
+
+
+@dataclass
+class WorkOrderOptions:
+    """What an operator may change when dispatching an alarm; the rest is derived."""
+
+    title: str | None = None
+    description: str | None = None
+    priority: Priority | None = None
+    skill: str | None = None
+    team_id: str | None = None
+
+
+def create_work_order(
+    session: Session,
+    tenant_id: int,
+    alarm_id: str,
+    options: WorkOrderOptions | None = None,
+    *,
+    by_user: int | None,
+) -> WorkOrder:
+    """Dispatch a work order for an alarm (an operator's click, or a rule's automation).
+
+    Priority follows severity and skill follows the entity's domain unless given.
+    Refused while an earlier work order for this alarm is still open.
+    """
+    chosen = options or WorkOrderOptions()
+    alarm = get_alarm(session, tenant_id, alarm_id, for_update=True)
+    if alarm.status is AlarmStatus.CLOSED:
+        raise Conflict("the alarm is closed")
+    if alarm.work_order_id is not None:
+        current = interventions.get_work_order(session, tenant_id, alarm.work_order_id)
+        if current.is_open or current.status is WorkOrderStatus.DONE:
+            raise Conflict(f"work order {current.public_id} is already under way for this alarm")
+    domain = domain_of(alarm.entity_type)
+    skill = chosen.skill or (SKILL_OF_DOMAIN.get(domain, Skill.OTHER) if domain else Skill.OTHER)
+    draft = interventions.WorkOrderDraft(
+        title=chosen.title or alarm.message[:200],
+        description=chosen.description or _default_description(alarm),
+        priority=chosen.priority or PRIORITY_OF_SEVERITY[alarm.severity],
+        skill=str(skill),
+        team_id=chosen.team_id,
+        entity_urn=alarm.entity_urn if _entity_exists(session, tenant_id, alarm) else None,
+        source_kind="alarm",
+        source_ref=alarm.public_id,
+    )
+    order = interventions.create_work_order(session, tenant_id, draft, created_by=by_user)
+    alarm.work_order_id = order.public_id
+    alarm.fix_reported_at = None
+    alarm.updated_at = utcnow()
+    _record(
+        session, alarm, "work_order_created", user_id=by_user, data={"work_order": order.public_id}
+    )
+    _flush(session)
+    return order
+
+
+def _entity_exists(session: Session, tenant_id: int, alarm: Alarm) -> bool:
+    return bool(registry.existing_urns(session, tenant_id, [alarm.entity_urn]))
+
+
+def _default_description(alarm: Alarm) -> str:
+    return (
+        f"Alarm {alarm.rule_key} on {alarm.entity_urn} ({alarm.severity.value}), "
+        f"raised {alarm.raised_at.isoformat()}, seen {alarm.occurrences} times."
+    )
+
+
+def work_order_changed(
+    session: Session, tenant_id: int, alarm_id: str, work_order_id: str, new_status: str
+) -> Alarm | None:
+    """Follow the work order dispatched for an alarm (called by the event listener).
+
+    Closed: if the data already shows the condition over, the alarm is closed; otherwise
+    it waits for the data (`clear_alarm_condition`) to confirm the fix. Reopened: the
+    wait is cancelled.
+    """
+    alarm = session.scalar(
+        select(Alarm)
+        .where(Alarm.tenant_id == tenant_id, Alarm.public_id == alarm_id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )
+    if alarm is None or alarm.work_order_id != work_order_id:
+        return None
+    data = {"work_order": work_order_id, "status": new_status}
+    if new_status == WorkOrderStatus.CLOSED:
+        if alarm.status is AlarmStatus.CLEARED:
+            _close(session, alarm, user_id=None, note="work order closed", at=None)
+        elif alarm.is_active:
+            alarm.fix_reported_at = utcnow()
+            _record(session, alarm, "fix_reported", data=data)
+    elif new_status in (WorkOrderStatus.CANCELLED, WorkOrderStatus.DONE):
+        _record(session, alarm, f"work_order_{new_status}", data=data)
+    elif alarm.fix_reported_at is not None:
+        alarm.fix_reported_at = None
+        _record(session, alarm, "work_order_reopened", data=data)
+    alarm.updated_at = utcnow()
+    _flush(session)
+    return alarm

@@ -1,0 +1,1 @@
+"""Interventions: teams, work orders, field reports, service levels and operations KPIs."""

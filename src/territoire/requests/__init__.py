@@ -1,0 +1,1 @@
+"""Citizen requests (signalements): report, follow, fix — with an Open311 GeoReport v2 API."""

@@ -1,0 +1,1 @@
+"""Rules: per-tenant detection rules evaluated on ingested telemetry and on timers."""
