@@ -186,6 +186,7 @@ def domain_routers() -> list[Any]:
     from territoire.interventions.api import router as interventions_router
     from territoire.registry.api import router as registry_router
     from territoire.requests.api import router as requests_router
+    from territoire.rules.api import router as rules_router
     from territoire.telemetry.api import router as telemetry_router
     from territoire.tenancy.api import router as tenancy_router
     from territoire.web.routes import router as web_router
@@ -197,5 +198,6 @@ def domain_routers() -> list[Any]:
         alarms_router,
         interventions_router,
         requests_router,
+        rules_router,
         web_router,
     ]

@@ -15,6 +15,7 @@ from rich.table import Table
 from territoire.config import Settings, load_settings
 from territoire.db import Database, migrate
 from territoire.errors import DomainError
+from territoire.interventions import cli as operations_cli
 from territoire.requests import cli as requests_cli
 from territoire.simulator import cli as simulator_cli
 from territoire.telemetry import cli as telemetry_cli
@@ -35,6 +36,7 @@ app.add_typer(import_app, name="import")
 app.add_typer(telemetry_cli.lake_app, name="lake")
 app.add_typer(telemetry_cli.telemetry_app, name="telemetry")
 app.add_typer(requests_cli.app, name="requests")
+app.add_typer(operations_cli.app, name="operations")
 app.command("worker")(telemetry_cli.worker)
 import_app.command("telemetry")(telemetry_cli.import_telemetry)
 app.command("simulate")(simulator_cli.simulate)

@@ -33,6 +33,7 @@ _listeners: dict[str, list[Listener]] = defaultdict(list)
 LISTENER_MODULES: list[str] = [
     "territoire.alarms.listeners",
     "territoire.requests.listeners",
+    "territoire.rules.listeners",
 ]
 
 

@@ -8,6 +8,7 @@ from territoire.db.base import Base
 from territoire.interventions import models as interventions_models
 from territoire.registry import models as registry_models
 from territoire.requests import models as requests_models
+from territoire.rules import models as rules_models
 from territoire.telemetry import models as telemetry_models
 from territoire.tenancy import models as tenancy_models
 
@@ -19,6 +20,7 @@ __all__ = [
     "metadata",
     "registry_models",
     "requests_models",
+    "rules_models",
     "telemetry_models",
     "tenancy_models",
 ]

@@ -138,31 +138,27 @@ def test_console_order_is_severity_then_recency(world: World) -> None:
         assert {a.entity_urn for a in minor.items} == {BIN, LAMPS[0]}
 
 
-@pytest.mark.parametrize(
-    ("changes", "field"),
-    [
-        ({"entity": "urn:ngsi-ld:Streetlight:unknown"}, "entity_urn"),
-        ({"entity": "not-a-urn"}, "entity_urn"),
-        ({"rule": "has spaces"}, "rule_key"),
-        ({"severity": "apocalyptic"}, "severity"),
-        ({"message": "   "}, "message"),
-        ({"group": LAMPS[0]}, "group_key"),
-        ({"group": "cabinet-1"}, "group_key"),
-        ({"naive": True}, "observed_at"),
-        ({"future": True}, "observed_at"),
-        ({"value": float("nan")}, "value"),
-    ],
-)
-def test_bad_signals_are_refused_and_store_nothing(
-    world: World, changes: dict[str, object], field: str
-) -> None:
-    place = territory(world, "ville-a")
+BAD_SIGNALS: list[tuple[dict[str, object], str]] = [
+    ({"entity": "urn:ngsi-ld:Streetlight:unknown"}, "entity_urn"),
+    ({"entity": "not-a-urn"}, "entity_urn"),
+    ({"rule": "has spaces"}, "rule_key"),
+    ({"severity": "apocalyptic"}, "severity"),
+    ({"message": "   "}, "message"),
+    ({"group": LAMPS[0]}, "group_key"),
+    ({"group": "cabinet-1"}, "group_key"),
+    ({"naive": True}, "observed_at"),
+    ({"future": True}, "observed_at"),
+    ({"value": float("nan")}, "value"),
+]
+
+
+def bad_signal(changes: dict[str, object]) -> alarms.AlarmSignal:
     observed: datetime = at(0)
     if changes.get("naive"):
         observed = datetime(2026, 1, 1, 12, 0)
     if changes.get("future"):
         observed = utcnow() + timedelta(hours=2)
-    bad = alarms.AlarmSignal(
+    return alarms.AlarmSignal(
         str(changes.get("rule", "lamp_out")),
         str(changes.get("entity", LAMPS[0])),
         changes.get("severity", "major"),  # type: ignore[arg-type]
@@ -171,10 +167,16 @@ def test_bad_signals_are_refused_and_store_nothing(
         changes.get("value", 1.0),  # type: ignore[arg-type]
         changes.get("group"),  # type: ignore[arg-type]
     )
+
+
+def test_bad_signals_are_refused_and_store_nothing(world: World) -> None:
+    place = territory(world, "ville-a")
+    for changes, field in BAD_SIGNALS:
+        with world.database.session() as session:
+            with pytest.raises(InvalidInput) as caught:
+                alarms.raise_alarm(session, place.id, bad_signal(changes))
+            assert caught.value.problems[0].field == field, changes
     with world.database.session() as session:
-        with pytest.raises(InvalidInput) as caught:
-            alarms.raise_alarm(session, place.id, bad)
-        assert caught.value.problems[0].field == field
         assert session.scalar(select(func.count()).select_from(Alarm)) == 0
         assert session.scalar(select(func.count()).select_from(AlarmEvent)) == 0
 
@@ -188,7 +190,9 @@ def test_another_tenant_never_sees_or_touches_an_alarm(world: World) -> None:
             alarms.get_alarm(session, place_b.id, alarm.public_id)
         with pytest.raises(NotFound):
             alarms.acknowledge(session, place_b.id, alarm.public_id, by_user=None)
-        assert alarms.clear_alarm_condition(session, place_b.id, "lamp_out", LAMPS[0], at(5)) is None
+        assert (
+            alarms.clear_alarm_condition(session, place_b.id, "lamp_out", LAMPS[0], at(5)) is None
+        )
         assert alarms.list_alarms(session, place_b.id, alarms.AlarmFilter()).total == 0
         assert alarm.status is AlarmStatus.UNACKNOWLEDGED
 
@@ -201,7 +205,9 @@ def test_assignment_is_limited_to_operators_and_agents(world: World) -> None:
         alarms.assign(session, place.id, alarm.public_id, agent, by_user=None)
         assert alarm.assignee_id == agent
         with pytest.raises(InvalidInput):
-            alarms.assign(session, place.id, alarm.public_id, user_id(session, place.viewer), by_user=None)
+            alarms.assign(
+                session, place.id, alarm.public_id, user_id(session, place.viewer), by_user=None
+            )
         alarms.assign(session, place.id, alarm.public_id, None, by_user=None)
         assert alarm.assignee_id is None
         assert kinds(session, alarm)[-2:] == ["assigned", "unassigned"]

@@ -39,7 +39,11 @@ def test_work_order_from_alarm_takes_priority_skill_and_place(world: World) -> N
         team = interventions.create_team(session, place.id, name="Éclairage", skills=["lighting"])
         alarm = raise_lamp(session, place.id)
         order = alarms.create_work_order(
-            session, place.id, alarm.public_id, alarms.WorkOrderOptions(team_id=team.public_id), by_user=None
+            session,
+            place.id,
+            alarm.public_id,
+            alarms.WorkOrderOptions(team_id=team.public_id),
+            by_user=None,
         )
         assert (order.priority, order.skill) == (Priority.URGENT, Skill.LIGHTING)
         assert (order.source_kind, order.source_ref) == (SourceKind.ALARM, alarm.public_id)
@@ -54,7 +58,9 @@ def test_work_order_from_alarm_takes_priority_skill_and_place(world: World) -> N
             alarms.AlarmSignal("overflow", BIN, Severity.MINOR, "Conteneur plein", at(1)),
         )
         chosen = alarms.WorkOrderOptions(title="Vider le conteneur", priority=Priority.HIGH)
-        bin_order = alarms.create_work_order(session, place.id, bin_alarm.public_id, chosen, by_user=None)
+        bin_order = alarms.create_work_order(
+            session, place.id, bin_alarm.public_id, chosen, by_user=None
+        )
         assert (bin_order.title, bin_order.priority, bin_order.skill) == (
             "Vider le conteneur",
             Priority.HIGH,
@@ -70,7 +76,12 @@ def test_closing_the_work_order_waits_for_data_to_close_the_alarm(world: World) 
         assert order.status is WorkOrderStatus.NEW, "no team chosen yet"
         team = interventions.create_team(session, place.id, name="Éclairage")
         interventions.dispatch(
-            session, place.id, order.public_id, team_id=team.public_id, assignee_id=None, by_user=None
+            session,
+            place.id,
+            order.public_id,
+            team_id=team.public_id,
+            assignee_id=None,
+            by_user=None,
         )
         finish(session, place.id, order.public_id)
         assert alarm.status is AlarmStatus.UNACKNOWLEDGED, "no data yet: still active"
@@ -87,7 +98,11 @@ def test_closing_the_work_order_of_a_cleared_alarm_closes_it(world: World) -> No
         team = interventions.create_team(session, place.id, name="Éclairage")
         alarm = raise_lamp(session, place.id)
         order = alarms.create_work_order(
-            session, place.id, alarm.public_id, alarms.WorkOrderOptions(team_id=team.public_id), by_user=None
+            session,
+            place.id,
+            alarm.public_id,
+            alarms.WorkOrderOptions(team_id=team.public_id),
+            by_user=None,
         )
         alarms.clear_alarm_condition(session, place.id, "lamp_out", LAMPS[0], at(30))
         assert alarm.status is AlarmStatus.CLEARED

@@ -23,15 +23,13 @@ from territoire.tenancy.models import Role
 from tests.conftest import TEST_DB, World
 from tests.interventions.helpers import LAMPS, at, territory, user_id
 
-THREADS = 6
+THREADS = 4
 # How long each thread keeps its transaction open after its change, so that the others
 # really run into it rather than one after the other.
 HOLD_SECONDS = 0.2
 
 
-def run_together(
-    database: Database, count: int, action: Callable[[Any, int], Any]
-) -> list[Any]:
+def run_together(database: Database, count: int, action: Callable[[Any, int], Any]) -> list[Any]:
     """Run `action(session, index)` in `count` threads released at once; each commits
     its own transaction. Returns each thread's result or exception."""
     barrier = threading.Barrier(count)

@@ -20,12 +20,16 @@ def raise_some(world: World, place: Territory) -> list[str]:
         cabinet = alarms.raise_alarm(
             session,
             place.id,
-            alarms.AlarmSignal("cabinet_fault", CABINET, Severity.CRITICAL, "Armoire en défaut", at(0)),
+            alarms.AlarmSignal(
+                "cabinet_fault", CABINET, Severity.CRITICAL, "Armoire en défaut", at(0)
+            ),
         )
         lamp = alarms.raise_alarm(
             session,
             place.id,
-            alarms.AlarmSignal("lamp_out", LAMPS[0], Severity.MAJOR, "Lampe éteinte", at(1), None, CABINET),
+            alarms.AlarmSignal(
+                "lamp_out", LAMPS[0], Severity.MAJOR, "Lampe éteinte", at(1), None, CABINET
+            ),
         )
         return [cabinet.public_id, lamp.public_id]
 
@@ -78,17 +82,23 @@ def test_acknowledge_comment_assign_and_dispatch_through_forms(world: World) -> 
         follow_redirects=False,
     )
     assert done.status_code == 303 and done.headers["location"] == "/alarms"
-    twice = client.post(f"/alarms/{cabinet_id}/acknowledge", data={"csrf_token": token}, headers=HTML)
+    twice = client.post(
+        f"/alarms/{cabinet_id}/acknowledge", data={"csrf_token": token}, headers=HTML
+    )
     assert twice.status_code == 409
     assert "alert-error" in twice.text and "already" in twice.text
-    client.post(f"/alarms/{cabinet_id}/comment", data={"csrf_token": token, "text": "Électricien appelé"})
+    client.post(
+        f"/alarms/{cabinet_id}/comment", data={"csrf_token": token, "text": "Électricien appelé"}
+    )
     with world.database.session() as session:
         from territoire.tenancy import service as tenancy
 
         agent = tenancy.find_user_by_email(session, place.agent.email)
         assert agent is not None
         agent_id = agent.id
-    client.post(f"/alarms/{cabinet_id}/assign", data={"csrf_token": token, "assignee": str(agent_id)})
+    client.post(
+        f"/alarms/{cabinet_id}/assign", data={"csrf_token": token, "assignee": str(agent_id)}
+    )
     created = client.post(
         f"/alarms/{cabinet_id}/work-order",
         data={"csrf_token": token, "title": "Réparer l'armoire", "priority": "urgent"},
@@ -97,7 +107,7 @@ def test_acknowledge_comment_assign_and_dispatch_through_forms(world: World) -> 
     assert created.status_code == 303 and created.headers["location"].startswith("/work-orders/")
     detail = client.get(f"/alarms/{cabinet_id}", headers=HTML).text
     assert "Électricien appelé" in detail
-    assert "Bon de travail créé" in detail
+    assert "Bon d'intervention créé" in detail
     api = world.api(place.tenant, Role.VIEWER)
     stored = api.get(f"/api/v1/alarms/{cabinet_id}").json()
     assert stored["status"] == "active_acknowledged"
@@ -117,9 +127,9 @@ def test_viewers_see_no_action_and_cannot_post(world: World) -> None:
     other = territory(world, "ville-b", "operator")
     outsider = browser(world, other)
     assert outsider.get(f"/alarms/{cabinet_id}", headers=HTML).status_code == 404
-    assert world.api(place.tenant, Role.VIEWER).get(f"/api/v1/alarms/{cabinet_id}").json()["status"] == (
-        "active_unacknowledged"
-    )
+    assert world.api(place.tenant, Role.VIEWER).get(f"/api/v1/alarms/{cabinet_id}").json()[
+        "status"
+    ] == ("active_unacknowledged")
 
 
 def test_console_needs_sign_in(world: World) -> None:

@@ -54,10 +54,16 @@ def assets_text(total: int) -> str:
 
 
 def sign_in(page: Any, base_url: str) -> None:
+    """Go to a page, land on the sign-in form, mistype the password once, then sign in."""
     email, password = operator()
     page.goto(f"{base_url}/entities")
     assert page.url.startswith(f"{base_url}/login?next=")
     page.get_by_label("Adresse électronique").fill(email)
+    page.get_by_label("Mot de passe").fill("pas-le-bon-mot-de-passe")
+    page.get_by_role("button", name="Se connecter").click()
+    alert = page.get_by_role("alert")
+    assert alert.inner_text() == "Adresse électronique ou mot de passe incorrect."
+    assert page.get_by_label("Adresse électronique").input_value() == email
     page.get_by_label("Mot de passe").fill(password)
     page.get_by_role("button", name="Se connecter").click()
     page.wait_for_url(f"{base_url}/entities")
@@ -117,19 +123,25 @@ def test_operator_journey(page: Any, live_demo: LiveDemo, database: Database) ->
     assert first_urn in page.locator(".entity-table tbody").inner_text()
     assert page.evaluate("window.__sameDocument") is True  # swapped in, not reloaded
 
+    # An asset's page, with its location on a small map.
+    page.locator(".entity-table tbody th a").first.click()
+    page.wait_for_url(re.compile(r"/entities/urn:ngsi-ld:"))
+    assert page.locator("code.urn").inner_text() == first_urn
+    assert wait_for_map(page, "#entity-map") > 0
+
     # Map: the features of the viewport are drawn on a canvas, though no tile loads.
     main_nav.get_by_role("link", name="Carte").click()
     page.wait_for_url(f"{base}/map")
     drawn = wait_for_map(page, "#territory-map")
     bbox = page.get_attribute("#territory-map", "data-bbox")
-    offered = [
+    checked = [
         Domain(key)
-        for key in page.locator("input[name=layer]").evaluate_all(
+        for key in page.locator("input[name=layer]:checked").evaluate_all(
             "boxes => boxes.map(box => box.value)"
         )
     ]
     assert drawn > 0
-    assert drawn == expected_on_map(database, tenant_id, bbox, offered)
+    assert drawn == expected_on_map(database, tenant_id, bbox, checked)
     assert page.locator("#territory-map canvas").count() >= 1
     assert (
         page.locator("#map-status").inner_text().startswith(translator("fr").format_number(drawn))
@@ -137,7 +149,7 @@ def test_operator_journey(page: Any, live_demo: LiveDemo, database: Database) ->
     page.get_by_label("Éclairage public").uncheck()
     after = wait_for_map(page, "#territory-map", loads=2)
     bbox = page.get_attribute("#territory-map", "data-bbox")
-    rest = [domain for domain in offered if domain is not Domain.LIGHTING]
+    rest = [domain for domain in checked if domain is not Domain.LIGHTING]
     assert after == expected_on_map(database, tenant_id, bbox, rest) < drawn
 
     # English on request, remembered on the next page.
@@ -151,31 +163,3 @@ def test_operator_journey(page: Any, live_demo: LiveDemo, database: Database) ->
     ).click()
     assert page.get_by_role("heading", name="Assets", level=1).is_visible()
     assert problems == []
-
-
-def test_asset_page_shows_its_location_on_a_map(
-    page: Any, live_demo: LiveDemo, database: Database
-) -> None:
-    with database.session() as session:
-        found = registry.list_entities(
-            session,
-            live_demo.tenant_id,
-            registry.EntityFilter(types=["Building"], bbox=(-180, -90, 180, 90)),
-            limit=1,
-        ).items[0]
-        urn, name = found.urn, found.name or found.urn
-    sign_in(page, live_demo.base_url)
-    page.goto(f"{live_demo.base_url}/entities/{urn}")
-    assert page.get_by_role("heading", level=1).inner_text() == name
-    assert wait_for_map(page, "#entity-map") > 0
-
-
-def test_wrong_password_is_said_in_the_page(page: Any, live_demo: LiveDemo) -> None:
-    email, _password = operator()
-    page.goto(f"{live_demo.base_url}/login")
-    page.get_by_label("Adresse électronique").fill(email)
-    page.get_by_label("Mot de passe").fill("pas-le-bon-mot-de-passe")
-    page.get_by_role("button", name="Se connecter").click()
-    alert = page.get_by_role("alert")
-    assert alert.inner_text() == "Adresse électronique ou mot de passe incorrect."
-    assert page.get_by_label("Adresse électronique").input_value() == email

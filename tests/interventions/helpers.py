@@ -86,7 +86,9 @@ def add_assets(session: Session, tenant_id: int) -> None:
     registry.create_entity(
         session,
         tenant_id,
-        registry.EntityDraft(type="StreetlightControlCabinet", id=CABINET, location=point(5.05, 47.05)),
+        registry.EntityDraft(
+            type="StreetlightControlCabinet", id=CABINET, location=point(5.05, 47.05)
+        ),
     )
     for index, urn in enumerate(LAMPS):
         draft = registry.EntityDraft(
@@ -98,7 +100,9 @@ def add_assets(session: Session, tenant_id: int) -> None:
         )
         registry.create_entity(session, tenant_id, draft)
     registry.create_entity(
-        session, tenant_id, registry.EntityDraft(type="WasteContainer", id=BIN, location=point(5.15, 47.05))
+        session,
+        tenant_id,
+        registry.EntityDraft(type="WasteContainer", id=BIN, location=point(5.15, 47.05)),
     )
 
 

@@ -6,8 +6,6 @@ import csv
 import io
 from typing import Any
 
-import pytest
-
 from territoire.alarms import service as alarms
 from territoire.alarms.kpis import union_minutes
 from territoire.alarms.models import Severity
@@ -16,7 +14,7 @@ from territoire.interventions.models import Priority
 from territoire.tenancy import service as tenancy
 from territoire.tenancy.models import Role
 from tests.conftest import World
-from tests.interventions.helpers import BIN, LAMPS, Territory, at, territory
+from tests.interventions.helpers import LAMPS, Territory, at, territory
 
 DAY = 1440  # minutes
 # 4 street lights, 1 cabinet, 1 waste container in the test territory.
@@ -24,7 +22,9 @@ STREETLIGHT_AVAILABILITY = round(100 * (1 - 260 / (4 * DAY)), 3)  # 95.486
 OVERALL_AVAILABILITY = round(100 * (1 - 260 / (6 * DAY)), 3)  # 96.991
 
 
-def raise_at(session: Any, place: Territory, urn: str, rule: str, severity: str, minute: float) -> str:
+def raise_at(
+    session: Any, place: Territory, urn: str, rule: str, severity: str, minute: float
+) -> str:
     signal = alarms.AlarmSignal(rule, urn, severity, "défaut", at(minute))
     return alarms.raise_alarm(session, place.id, signal).public_id
 
@@ -48,15 +48,29 @@ def build_history(world: World, place: Territory) -> None:
 
         team = service.create_team(session, place.id, name="Éclairage")
         done_in_time = service.create_work_order(
-            session, place.id, service.WorkOrderDraft("A", priority=Priority.URGENT), created_by=None, at=at(0)
+            session,
+            place.id,
+            service.WorkOrderDraft("A", priority=Priority.URGENT),
+            created_by=None,
+            at=at(0),
         ).public_id
         service.dispatch(
-            session, place.id, done_in_time, team_id=team.public_id, assignee_id=None, by_user=None, at=at(10)
+            session,
+            place.id,
+            done_in_time,
+            team_id=team.public_id,
+            assignee_id=None,
+            by_user=None,
+            at=at(10),
         )
         service.transition(session, place.id, done_in_time, "start", by_user=None, at=at(30))
         service.transition(session, place.id, done_in_time, "done", by_user=None, at=at(200))
         service.create_work_order(
-            session, place.id, service.WorkOrderDraft("B", priority=Priority.URGENT), created_by=None, at=at(100)
+            session,
+            place.id,
+            service.WorkOrderDraft("B", priority=Priority.URGENT),
+            created_by=None,
+            at=at(100),
         )
         cancelled = service.create_work_order(
             session, place.id, service.WorkOrderDraft("C"), created_by=None, at=at(5)
@@ -91,7 +105,7 @@ def test_per_commune_and_the_part_of_the_period_still_to_come(world: World) -> N
     place = territory(world, "ville-a")
     build_history(world, place)
     with world.database.session() as session:
-        east = [c for c in tenancy.list_communes(session, place.id) if c.insee_code == "21002"][0]
+        east = next(c for c in tenancy.list_communes(session, place.id) if c.insee_code == "21002")
         rows = values(kpis.compute(session, kpis.KpiQuery(place.id, at(0), at(DAY), east.id)))
         assert set(key for key, subject in rows if key == "availability") == {"availability"}
         assert rows[("availability", "WasteContainer")].value.value == 100.0
@@ -113,7 +127,11 @@ def test_targets_most_specific_wins_and_met_follows_direction(world: World) -> N
         kpis.set_target(session, place.id, kpi_key="availability", subject="Streetlight", target=99)
         kpis.set_target(session, place.id, kpi_key="work_orders.mean_time_to_resolve", target=240)
         kpis.set_target(
-            session, place.id, kpi_key="alarms.mean_time_to_acknowledge", target=10, commune_code="21001"
+            session,
+            place.id,
+            kpi_key="alarms.mean_time_to_acknowledge",
+            target=10,
+            commune_code="21001",
         )
         rows = values(kpis.compute(session, kpis.KpiQuery(place.id, at(0), at(DAY))))
         assert (rows[("availability", "")].target, rows[("availability", "")].met) == (95, True)
@@ -123,27 +141,27 @@ def test_targets_most_specific_wins_and_met_follows_direction(world: World) -> N
         resolve = rows[("work_orders.mean_time_to_resolve", "")]
         assert (resolve.target, resolve.met) == (240, True), "lower is better: 200 ≤ 240"
         assert rows[("alarms.mean_time_to_acknowledge", "")].target is None, "commune-only target"
-        west = [c for c in tenancy.list_communes(session, place.id) if c.insee_code == "21001"][0]
+        west = next(c for c in tenancy.list_communes(session, place.id) if c.insee_code == "21001")
         local = values(kpis.compute(session, kpis.KpiQuery(place.id, at(0), at(DAY), west.id)))
         assert local[("alarms.mean_time_to_acknowledge", "")].met is False, "15 > 10 minutes"
 
 
-@pytest.mark.parametrize(
-    ("target", "field"),
-    [
-        ({"kpi": "happiness", "target": 1}, "kpi"),
-        ({"kpi": "availability", "target": 120}, "target"),
-        ({"kpi": "work_orders.created", "target": -1}, "target"),
-        ({"kpi": "availability", "target": 90, "commune": "99999"}, "commune"),
-        ({"kpi": "availability", "target": "high"}, "target"),
-    ],
-)
-def test_bad_targets_are_refused(world: World, target: dict[str, Any], field: str) -> None:
+BAD_TARGETS: list[tuple[dict[str, Any], str]] = [
+    ({"kpi": "happiness", "target": 1}, "kpi"),
+    ({"kpi": "availability", "target": 120}, "target"),
+    ({"kpi": "work_orders.created", "target": -1}, "target"),
+    ({"kpi": "availability", "target": 90, "commune": "99999"}, "commune"),
+    ({"kpi": "availability", "target": "high"}, "target"),
+]
+
+
+def test_bad_targets_are_refused(world: World) -> None:
     place = territory(world, "ville-a")
     admin = world.api(place.tenant, Role.ADMIN)
-    response = admin.put("/api/v1/kpis/targets", json=target)
-    assert response.status_code == 422, response.text
-    assert any(field in p["field"] for p in response.json()["error"]["problems"])
+    for target, field in BAD_TARGETS:
+        response = admin.put("/api/v1/kpis/targets", json=target)
+        assert response.status_code == 422, response.text
+        assert any(field in p["field"] for p in response.json()["error"]["problems"]), target
     assert admin.get("/api/v1/kpis/targets").json() == []
 
 
@@ -182,11 +200,23 @@ def test_kpi_api_json_csv_targets_and_bad_periods(world: World) -> None:
         refused = viewer.get("/api/v1/kpis", params=bad)
         assert refused.status_code == 422, (bad, refused.text)
     definitions = {d["key"] for d in viewer.get("/api/v1/kpis/definitions").json()}
-    assert {"availability", "sla.resolve_compliance", "alarms.mean_time_to_acknowledge"} <= definitions
-    assert admin.delete("/api/v1/kpis/targets", params={"kpi": "availability", "subject": "Streetlight"}).status_code == 204
+    assert {
+        "availability",
+        "sla.resolve_compliance",
+        "alarms.mean_time_to_acknowledge",
+    } <= definitions
+    assert (
+        admin.delete(
+            "/api/v1/kpis/targets", params={"kpi": "availability", "subject": "Streetlight"}
+        ).status_code
+        == 204
+    )
     assert admin.delete("/api/v1/kpis/targets", params={"kpi": "availability"}).status_code == 404
     other = world.api(territory(world, "ville-b").tenant, Role.VIEWER)
-    elsewhere = {(i["key"], i["subject"]): i for i in other.get("/api/v1/kpis", params=period).json()["items"]}
+    elsewhere = {
+        (i["key"], i["subject"]): i
+        for i in other.get("/api/v1/kpis", params=period).json()["items"]
+    }
     assert elsewhere[("alarms.raised", "")]["value"] == 0, "another tenant's alarms never count"
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from territoire.interventions.models import Priority
 from territoire.interventions.models import WorkOrderStatus as S
 from territoire.interventions.sla import (
     DEFAULT_TARGETS,
@@ -11,14 +12,13 @@ from territoire.interventions.sla import (
     clock_minutes,
     sla_report,
 )
-from territoire.interventions.models import Priority
 from tests.interventions.helpers import at
 
 URGENT = DEFAULT_TARGETS[Priority.URGENT]  # acknowledge 15, start 60, resolve 240 minutes
 
 
 def test_defaults_follow_the_brief_for_urgent_work() -> None:
-    assert URGENT == Targets(15, 60, 240)
+    assert Targets(15, 60, 240) == URGENT
     for targets in DEFAULT_TARGETS.values():
         assert targets.acknowledge_minutes <= targets.start_minutes <= targets.resolve_minutes
 

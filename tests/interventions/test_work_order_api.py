@@ -56,7 +56,9 @@ def test_dispatch_and_field_work_end_to_end(world: World) -> None:
     agent = world.browser(place.agent).client
     mine = agent.get("/api/v1/work-orders", params={"mine": True}).json()
     assert [item["id"] for item in mine["items"]] == [order["id"]]
-    assert agent.post(url + "/transition", json={"action": "start"}).json()["status"] == "in_progress"
+    assert (
+        agent.post(url + "/transition", json={"action": "start"}).json()["status"] == "in_progress"
+    )
     report = agent.post(
         url + "/reports",
         json={"text": "Lampe changée", "minutes_spent": 35, "parts": [{"name": "LED 40 W"}]},
@@ -108,10 +110,15 @@ def test_refused_changes_leave_the_work_order_as_it_was(world: World) -> None:
         response = operator.post(url + path, json=body)
         assert response.status_code == 422, (path, response.text)
         assert any(field in p["field"] for p in response.json()["error"]["problems"])
-    patch = operator.patch(url, json={"location": {"type": "LineString", "coordinates": [[5, 47], [5.1, 47]]}})
+    patch = operator.patch(
+        url, json={"location": {"type": "LineString", "coordinates": [[5, 47], [5.1, 47]]}}
+    )
     assert patch.status_code == 422
     assert operator.post("/api/v1/work-orders", json={"title": ""}).status_code == 422
-    assert operator.post("/api/v1/work-orders", json={"title": "x", "priority": "asap"}).status_code == 422
+    assert (
+        operator.post("/api/v1/work-orders", json={"title": "x", "priority": "asap"}).status_code
+        == 422
+    )
     after = operator.get(url).json()
     assert (after["status"], after["location"], after["title"]) == ("new", None, "Nid-de-poule")
     assert [e["action"] for e in after["history"]] == ["create"]
@@ -148,7 +155,10 @@ def test_photos_are_checked_and_tenants_are_isolated(world: World) -> None:
         ("/reports", {"text": "x"}),
     ]:
         assert intruder.post(url + path, json=body).status_code == 404, path
-    assert intruder.post(url + "/photos", files={"photo": ("x.png", PNG, "image/png")}).status_code == 404
+    assert (
+        intruder.post(url + "/photos", files={"photo": ("x.png", PNG, "image/png")}).status_code
+        == 404
+    )
     assert intruder.get("/api/v1/work-orders").json()["total"] == 0
     assert operator.get(url).json()["status"] == "in_progress"
 
@@ -185,7 +195,12 @@ def test_service_levels_are_configurable(world: World) -> None:
     }
     admin = world.api(place.tenant, Role.ADMIN)
     body = {"acknowledge_minutes": 5, "start_minutes": 30, "resolve_minutes": 120}
-    assert world.api(place.tenant, Role.OPERATOR).put("/api/v1/service-levels/urgent", json=body).status_code == 403
+    assert (
+        world.api(place.tenant, Role.OPERATOR)
+        .put("/api/v1/service-levels/urgent", json=body)
+        .status_code
+        == 403
+    )
     assert admin.put("/api/v1/service-levels/urgent", json=body).status_code == 200
     backwards = {"acknowledge_minutes": 500, "start_minutes": 30, "resolve_minutes": 120}
     assert admin.put("/api/v1/service-levels/high", json=backwards).status_code == 422

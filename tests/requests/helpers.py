@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import email
+import email.policy
 import io
+import socket
 import xml.etree.ElementTree as ET
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from email.message import Message
 from typing import Any
 
 from PIL import Image
@@ -134,3 +138,31 @@ def xml_items(body: bytes, item: str) -> list[dict[str, Any]]:
     """The children of each <item> as a dict of texts (nested lists left as elements)."""
     root = parse_xml(body)
     return [{child.tag: child.text for child in element} for element in root.findall(item)]
+
+
+@dataclass
+class Sink:
+    """An SMTP server's handler (aiosmtpd) that keeps what it receives."""
+
+    messages: list[Message] = field(default_factory=list)
+    recipients: list[list[str]] = field(default_factory=list)
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        self.messages.append(
+            email.message_from_bytes(envelope.content, policy=email.policy.default)
+        )
+        self.recipients.append(list(envelope.rcpt_tos))
+        return "250 Message accepted"
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+def body_of(message: Message) -> str:
+    payload = message.get_payload(decode=True)
+    assert isinstance(payload, bytes)
+    return payload.decode("utf-8")

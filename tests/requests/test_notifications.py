@@ -3,17 +3,9 @@ digest, unsubscribing, a failing server, and the retention purge of personal dat
 
 from __future__ import annotations
 
-import email
-import email.policy
-import socket
-from collections.abc import Iterator
-from dataclasses import dataclass, field
 from datetime import timedelta
-from email.message import Message
 from typing import Any
 
-import pytest
-from aiosmtpd.controller import Controller
 from sqlalchemy import func, select, update
 from typer.testing import CliRunner
 
@@ -32,48 +24,9 @@ from territoire.requests.models import (
 )
 from tests.conftest import World
 
-from .helpers import INSIDE, territory
+from .helpers import INSIDE, Sink, body_of, free_port, territory
 
 AGENT = service.Actor(UpdateSource.AGENT)
-
-
-@dataclass
-class Sink:
-    messages: list[Message] = field(default_factory=list)
-    recipients: list[list[str]] = field(default_factory=list)
-
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
-        self.messages.append(
-            email.message_from_bytes(envelope.content, policy=email.policy.default)
-        )
-        self.recipients.append(list(envelope.rcpt_tos))
-        return "250 Message accepted"
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
-@pytest.fixture
-def sink(settings: Settings) -> Iterator[Sink]:
-    handler = Sink()
-    controller = Controller(handler, hostname="127.0.0.1", port=free_port())
-    controller.start()
-    settings.smtp_host, settings.smtp_port = "127.0.0.1", controller.port
-    settings.smtp_from = "signalements@ville-a.test"
-    try:
-        yield handler
-    finally:
-        controller.stop()
-
-
-def body_of(message: Message) -> str:
-    payload = message.get_payload(decode=True)
-    assert isinstance(payload, bytes)
-    return payload.decode("utf-8")
 
 
 def new_request(world: World, tenant_id: int, email_address: str | None) -> str:
@@ -192,7 +145,6 @@ def test_the_background_sender_runs_when_smtp_is_configured(
     place = territory(world, "ville-a")
     code = new_request(world, place.tenant.id, "riverain@example.org")
     change(world, place.tenant.id, code, Status.FIXED, "Fini")
-    settings.notification_poll_seconds = 1
     import time
 
     with TestClient(app):  # runs the application's lifespan, hence the sender

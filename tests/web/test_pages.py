@@ -157,7 +157,12 @@ def test_entity_detail_shows_properties_relationships_and_a_map(world: World) ->
                 id="urn:ngsi-ld:Streetlight:rue-1",
                 name="Lampe <rue> 1",
                 location=point(5.05, 47.05),
-                properties={"powerConsumption": 1500.5, "tags": ["led", "2024"]},
+                properties={
+                    "powerConsumption": 1500.5,
+                    "tags": ["led", "2024"],
+                    "address": {"addressLocality": "Clairval", "streetAddress": "Rue de l’Été"},
+                    "dimmable": True,
+                },
                 relationships={"refStreetlightControlCabinet": "urn:ngsi-ld:Device:armoire-1"},
             )
         ],
@@ -169,7 +174,9 @@ def test_entity_detail_shows_properties_relationships_and_a_map(world: World) ->
     assert "<h1>Lampe &lt;rue&gt; 1</h1>" in html  # escaped
     assert "Bourg (39001)" in html
     assert "1\u202f500,5" in html  # number in French
-    assert '<code>["led", "2024"]</code>' in html
+    assert "led, 2024" in html
+    assert "<dt><code>streetAddress</code></dt><dd>Rue de l’Été</dd>" in html
+    assert "<code>true</code>" in html
     assert 'href="/entities/urn:ngsi-ld:Device:armoire-1"' in html
     assert 'id="entity-map"' in html
     assert """data-focus='{"coordinates": [5.05, 47.05], "type": "Point"}'""" in html

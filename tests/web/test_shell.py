@@ -21,6 +21,7 @@ from territoire.web import i18n, nav
 from territoire.web.templating import (
     PACKAGE_DIR,
     WEB_TEMPLATES,
+    Page,
     PageContext,
     content_security_policy,
     page_for,
@@ -132,7 +133,9 @@ def test_domains_can_ship_their_own_catalogue(tmp_path: Path) -> None:
         'msgstr[0] "élément"\nmsgstr[1] "éléments"\n',
     )
     write(
-        "alarms", 'msgid "Alarms"\nmsgstr "Alarmes"\n\n#, fuzzy\nmsgid "Ack"\nmsgstr "Acquitter"\n'
+        "alarms",
+        'msgid "Alarms"\nmsgstr "Alarmes"\n\nmsgid "Map"\nmsgstr "Plan"\n\n'
+        '#, fuzzy\nmsgid "Ack"\nmsgstr "Acquitter"\n',
     )
     files = i18n.catalogue_files("fr", root=tmp_path)
     assert files == [
@@ -140,7 +143,7 @@ def test_domains_can_ship_their_own_catalogue(tmp_path: Path) -> None:
         tmp_path / "alarms/locale/fr/LC_MESSAGES/messages.po",
     ]
     merged = i18n.merge_catalogues(files, "fr")
-    assert merged.gettext("Map") == "Carte"
+    assert merged.gettext("Map") == "Carte"  # the shell's wording wins
     assert merged.gettext("Alarms") == "Alarmes"
     assert merged.gettext("Ack") == "Ack"  # fuzzy translations are not used
     assert merged.ngettext("item", "items", 0) == "élément"  # French plural rule kept
@@ -243,3 +246,24 @@ def test_vendored_libraries_are_served_with_their_licences(client: TestClient) -
     assert 'version="1.9.4"' in (vendor / "leaflet" / "leaflet.js").read_text()[:2000] or (
         "1.9.4" in (vendor / "leaflet" / "leaflet.js").read_text()
     )
+
+
+def test_an_unexpected_error_is_a_plain_html_page_without_details(world: World) -> None:
+    router = APIRouter()
+
+    @router.get("/test-broken-page", response_class=HTMLResponse)
+    def broken(page: Page) -> HTMLResponse:
+        raise RuntimeError("secret internal detail")
+
+    world.app.include_router(router)  # type: ignore[attr-defined]
+    tenant = world.tenant("ville-a")
+    client = signed_in_client(world, world.account(tenant, Role.VIEWER))
+    quiet = TestClient(world.app, raise_server_exceptions=False)  # type: ignore[arg-type]
+    quiet.cookies = client.cookies
+    quiet.headers["Accept"] = "text/html"
+    response = quiet.get("/test-broken-page")
+    assert response.status_code == 500
+    assert response.headers["content-type"].startswith("text/html")
+    assert "Un problème est survenu" in response.text
+    assert "secret internal detail" not in response.text
+    assert "Traceback" not in response.text

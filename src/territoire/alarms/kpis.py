@@ -24,13 +24,14 @@ from territoire.interventions.kpis import (
     register,
 )
 from territoire.registry import service as registry
+from territoire.web.i18n import N_
 
 OUTAGE_SEVERITIES = (Severity.CRITICAL, Severity.MAJOR)
 
 ALARM_KPIS = [
     KpiDefinition(
         "availability",
-        "Availability",
+        N_("Availability"),
         Unit.PERCENT,
         higher_is_better=True,
         description="1 − downtime / (assets × period); down while a critical or major "
@@ -38,21 +39,21 @@ ALARM_KPIS = [
     ),
     KpiDefinition(
         "alarms.raised",
-        "Alarms raised",
+        N_("Alarms raised"),
         Unit.COUNT,
         higher_is_better=False,
         description="Alarms raised in the period.",
     ),
     KpiDefinition(
         "alarms.mean_time_to_acknowledge",
-        "Alarms: mean time to acknowledge",
+        N_("Alarms: mean time to acknowledge"),
         Unit.MINUTES,
         higher_is_better=False,
         description="From first occurrence to acknowledgement, alarms raised in the period.",
     ),
     KpiDefinition(
         "alarms.mean_time_to_resolve",
-        "Alarms: mean time to resolve",
+        N_("Alarms: mean time to resolve"),
         Unit.MINUTES,
         higher_is_better=False,
         description="From first occurrence to clearing, alarms raised in the period.",

@@ -17,7 +17,7 @@ STATUS_LABELS: dict[AlarmStatus, str] = {
     AlarmStatus.UNACKNOWLEDGED: N_("Active, not acknowledged"),
     AlarmStatus.ACKNOWLEDGED: N_("Active, acknowledged"),
     AlarmStatus.CLEARED: N_("Cleared"),
-    AlarmStatus.CLOSED: N_("Closed"),
+    AlarmStatus.CLOSED: N_("Alarm closed"),
 }
 
 EVENT_LABELS: dict[str, str] = {
@@ -25,10 +25,10 @@ EVENT_LABELS: dict[str, str] = {
     "severity_changed": N_("Severity changed"),
     "acknowledged": N_("Acknowledged"),
     "cleared": N_("Cleared"),
-    "closed": N_("Closed"),
+    "closed": N_("Alarm closed"),
     "comment": N_("Comment"),
-    "assigned": N_("Assigned"),
-    "unassigned": N_("Unassigned"),
+    "assigned": N_("Assignment"),
+    "unassigned": N_("Assignment removed"),
     "grouped": N_("Grouped under a parent alarm"),
     "work_order_created": N_("Work order created"),
     "work_order_done": N_("Work order done"),

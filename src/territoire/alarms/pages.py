@@ -35,7 +35,7 @@ register_nav(NavEntry("alarms", N_("Alarms"), "/alarms", Permission.READ, order=
 STATUS_CHOICES: dict[str, str] = {
     "active": N_("Active"),
     **{status.value: label for status, label in STATUS_LABELS.items()},
-    "all": N_("All"),
+    "all": N_("All statuses"),
 }
 
 

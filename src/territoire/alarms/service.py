@@ -605,6 +605,7 @@ def create_work_order(
     options: WorkOrderOptions | None = None,
     *,
     by_user: int | None,
+    at: datetime | None = None,
 ) -> WorkOrder:
     """Dispatch a work order for an alarm (an operator's click, or a rule's automation).
 
@@ -631,12 +632,17 @@ def create_work_order(
         source_kind="alarm",
         source_ref=alarm.public_id,
     )
-    order = interventions.create_work_order(session, tenant_id, draft, created_by=by_user)
+    order = interventions.create_work_order(session, tenant_id, draft, created_by=by_user, at=at)
     alarm.work_order_id = order.public_id
     alarm.fix_reported_at = None
     alarm.updated_at = utcnow()
     _record(
-        session, alarm, "work_order_created", user_id=by_user, data={"work_order": order.public_id}
+        session,
+        alarm,
+        "work_order_created",
+        user_id=by_user,
+        at=order.created_at,
+        data={"work_order": order.public_id},
     )
     _flush(session)
     return order
@@ -647,9 +653,10 @@ def _entity_exists(session: Session, tenant_id: int, alarm: Alarm) -> bool:
 
 
 def _default_description(alarm: Alarm) -> str:
+    """Facts, not prose: the page and the API show them in the reader's language."""
     return (
-        f"Alarm {alarm.rule_key} on {alarm.entity_urn} ({alarm.severity.value}), "
-        f"raised {alarm.raised_at.isoformat()}, seen {alarm.occurrences} times."
+        f"{alarm.rule_key} · {alarm.entity_urn} · {alarm.severity.value} · "
+        f"{alarm.raised_at.isoformat(timespec='minutes')} · ×{alarm.occurrences}"
     )
 
 

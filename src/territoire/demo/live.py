@@ -96,7 +96,7 @@ def _live(
             stats.sent,
             time.perf_counter() - began,
         )
-        clock = RealTime(anchor_sim=simulation.now, anchor_wall=time.time(), speed=speed)
+        clock = RealTime.following(simulation, speed)
         run_realtime(
             simulation,
             sink,

@@ -27,6 +27,7 @@ from territoire.interventions import service
 from territoire.interventions.models import KpiTarget, WorkOrderStatus
 from territoire.interventions.sla import ClockState, Milestone
 from territoire.tenancy import service as tenancy
+from territoire.web.i18n import N_
 
 MAX_PERIOD_DAYS = 5 * 366
 DEFAULT_PERIOD = timedelta(days=30)
@@ -270,49 +271,49 @@ def delete_target(
 WORK_ORDER_KPIS = [
     KpiDefinition(
         "work_orders.created",
-        "Work orders created",
+        N_("Work orders created"),
         Unit.COUNT,
         higher_is_better=False,
         description="Work orders created in the period, cancelled ones left out.",
     ),
     KpiDefinition(
         "work_orders.resolved",
-        "Work orders resolved",
+        N_("Work orders resolved"),
         Unit.COUNT,
         higher_is_better=True,
         description="Of the work orders created in the period, those done or closed now.",
     ),
     KpiDefinition(
         "work_orders.mean_time_to_acknowledge",
-        "Work orders: mean time to acknowledge",
+        N_("Work orders: mean time to acknowledge"),
         Unit.MINUTES,
         higher_is_better=False,
         description="From creation to first dispatch, for work orders created in the period.",
     ),
     KpiDefinition(
         "work_orders.mean_time_to_resolve",
-        "Work orders: mean time to resolve",
+        N_("Work orders: mean time to resolve"),
         Unit.MINUTES,
         higher_is_better=False,
         description="From creation to done, time on hold excluded.",
     ),
     KpiDefinition(
         "sla.acknowledge_compliance",
-        "Service level met: acknowledge",
+        N_("Service level met: acknowledge"),
         Unit.PERCENT,
         higher_is_better=True,
         description="Share of decided acknowledge clocks that met their target.",
     ),
     KpiDefinition(
         "sla.start_compliance",
-        "Service level met: start",
+        N_("Service level met: start"),
         Unit.PERCENT,
         higher_is_better=True,
         description="Share of decided start clocks that met their target.",
     ),
     KpiDefinition(
         "sla.resolve_compliance",
-        "Service level met: resolve",
+        N_("Service level met: resolve"),
         Unit.PERCENT,
         higher_is_better=True,
         description="Share of decided resolve clocks that met their target.",

@@ -13,7 +13,7 @@ STATUS_LABELS: dict[WorkOrderStatus, str] = {
     WorkOrderStatus.IN_PROGRESS: N_("In progress"),
     WorkOrderStatus.ON_HOLD: N_("On hold"),
     WorkOrderStatus.DONE: N_("Done"),
-    WorkOrderStatus.CLOSED: N_("Closed"),
+    WorkOrderStatus.CLOSED: N_("Closed out"),
     WorkOrderStatus.CANCELLED: N_("Cancelled"),
 }
 
@@ -37,14 +37,14 @@ SKILL_LABELS: dict[Skill, str] = {
 }
 
 ACTION_LABELS: dict[str, str] = {
-    "create": N_("Created"),
+    "create": N_("Creation"),
     "assign": N_("Assign"),
     "dispatch": N_("Dispatched"),
     "start": N_("Start"),
     "hold": N_("Put on hold"),
     "resume": N_("Resume"),
     "done": N_("Mark done"),
-    "close": N_("Close"),
+    "close": N_("Close out"),
     "cancel": N_("Cancel"),
     "reopen": N_("Reopen"),
     "edit": N_("Edited"),
@@ -53,9 +53,9 @@ ACTION_LABELS: dict[str, str] = {
 }
 
 MILESTONE_LABELS: dict[Milestone, str] = {
-    Milestone.ACKNOWLEDGE: N_("Acknowledge"),
-    Milestone.START: N_("Start work"),
-    Milestone.RESOLVE: N_("Resolve"),
+    Milestone.ACKNOWLEDGE: N_("Acknowledgement"),
+    Milestone.START: N_("Start of work"),
+    Milestone.RESOLVE: N_("Resolution"),
 }
 
 CLOCK_LABELS: dict[ClockState, str] = {

@@ -256,7 +256,7 @@ def _summary(simulation: Simulation, stats: RunStats, sink: Sink) -> None:
 def _live(simulation: Simulation, sink: Sink, speed: float, truth: Path | None) -> int:
     """Real time until Ctrl+C; returns the simulated instant reached."""
     stop = threading.Event()
-    clock = RealTime(anchor_sim=simulation.now, anchor_wall=time.time(), speed=speed)
+    clock = RealTime.following(simulation, speed)
     console.print(f"Temps réel / real time ×{speed:g} (Ctrl+C to stop)")
 
     def after_day(sim: Simulation) -> None:

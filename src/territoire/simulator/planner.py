@@ -369,5 +369,4 @@ def expected_counts(
     return {
         kind: round(planner._population(kind) * planner.rates[kind] * days / 365.0, 1)
         for kind in FaultKind
-        if not math.isnan(planner.rates[kind])
     }

@@ -1,8 +1,9 @@
 """Running a simulation: a batch of days as fast as the output takes them, or real time.
 
 In real time the simulated clock advances `speed` times faster than the wall clock but
-never passes the real present (the platform refuses readings from the future): a run
-that starts in the past catches up at `speed`, then goes on at the pace of the world.
+never passes the real present (the platform refuses readings from the future): at ×1 a
+run that starts in the past sends the gap at once, faster it replays the gap at `speed`;
+then it goes on at the pace of the world.
 Each day is generated whole when the clock enters it, and its readings leave as their
 time comes, so a real-time run sends exactly what a batch run of the same days sends.
 """
@@ -71,6 +72,13 @@ class RealTime:
     def now(self) -> int:
         real = self.wall()
         return int(min(self.anchor_sim + (real - self.anchor_wall) * self.speed, real))
+
+    @classmethod
+    def following(cls, simulation: Simulation, speed: float) -> RealTime:
+        """At ×1, the present at once (a gap is sent in one go); faster, a replay of the gap
+        from the simulation's next day until it reaches the present."""
+        wall = time.time()
+        return cls(anchor_sim=wall if speed <= 1 else simulation.now, anchor_wall=wall, speed=speed)
 
 
 def run_realtime(

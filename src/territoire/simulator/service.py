@@ -25,7 +25,7 @@ from territoire.registry import service as registry
 from territoire.simulator.context import Frame
 from territoire.simulator.devices import FIELDS, Message, message
 from territoire.simulator.engine import DayResult
-from territoire.simulator.territory import USAGES, Asset, Stream, Territory
+from territoire.simulator.territory import STORED_WASTE, TOWNS, USAGES, Asset, Stream, Territory
 from territoire.telemetry import service as telemetry
 from territoire.telemetry.records import MappingTarget, Reading
 
@@ -58,9 +58,7 @@ def _point(asset: Asset) -> dict[str, Any]:
     return {"type": "Point", "coordinates": [asset.lon, asset.lat]}
 
 
-def _address(territory: Territory, asset: Asset, street: str | None = None) -> dict[str, str]:
-    from territoire.simulator.territory import TOWNS
-
+def _address(asset: Asset, street: str | None = None) -> dict[str, str]:
     locality = next(t.name for t in TOWNS if t.code == asset.town)
     address = {"addressLocality": locality, "addressCountry": "FR"}
     if street:
@@ -136,7 +134,7 @@ def _lighting_drafts(
                     "maximumPowerAvailable": round(
                         sum(lamp.extra["nominal_w"] for lamp in lamps) / 1000 * 1.5, 1
                     ),
-                    "address": _address(territory, cabinet),
+                    "address": _address(cabinet),
                 },
                 {"refDevice": devices[cabinet.urn]},
             )
@@ -153,7 +151,7 @@ def _lighting_drafts(
                     "laternHeight": 8 if lamp.extra["nominal_w"] >= 60 else 6,
                     "locationCategory": "road",
                     "controllingMethod": "group",
-                    "address": _address(territory, lamp, streets[lamp.extra["street"]]),
+                    "address": _address(lamp, streets[lamp.extra["street"]]),
                 },
                 {
                     "refStreetlightControlCabinet": territory.cabinets[lamp.extra["cabinet"]].urn,
@@ -210,8 +208,6 @@ def _waste_drafts(
     drafts = []
     for container in territory.containers:
         round_ = territory.rounds[container.extra["round"]]
-        from territoire.simulator.territory import STORED_WASTE
-
         drafts.append(
             _draft(
                 container,
@@ -292,7 +288,7 @@ def _building_drafts(
                     "usage": usage.key,
                     "openingHours": [usage.opening_hours],
                     "floorArea": building.extra["area"],
-                    "address": _address(territory, building),
+                    "address": _address(building),
                 },
                 {"refDevice": devices[building.urn]},
             )

@@ -9,13 +9,10 @@ whether a deposit surge caused it or not. The ultrasonic sensor reads at most 10
 
 from __future__ import annotations
 
-from datetime import date
-
 import numpy as np
 
 from territoire.simulator.clock import (
     DAY,
-    EPOCH_ORDINAL,
     Floats,
     Ints,
     local_days,
@@ -148,9 +145,3 @@ class Waste:
         )
         self.overflowing[index] = fault
         return fault
-
-
-def collection_dates(round_: Round, first: date, last: date) -> list[date]:
-    """Local dates on which a round passes, for the documentation and the map."""
-    days = range(first.toordinal() - EPOCH_ORDINAL, last.toordinal() - EPOCH_ORDINAL + 1)
-    return [date.fromordinal(d + EPOCH_ORDINAL) for d in days if (d + 3) % 7 in round_.weekdays]

@@ -18,6 +18,7 @@ from territoire.simulator.context import DayContext, Frame
 from territoire.simulator.faults import FaultKind
 from territoire.simulator.territory import Territory
 
+
 def _bump(hours: Floats, centre: float, width: float) -> Floats:
     return np.asarray(np.exp(-0.5 * ((hours - centre) / width) ** 2), dtype=np.float64)
 

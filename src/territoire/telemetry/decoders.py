@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 import msgspec
@@ -23,14 +23,18 @@ from territoire.telemetry.records import (
     DecodeOutcome,
     DeviceLike,
     MappingTarget,
-    Reading,
+    from_ms,
+    seconds_to_ms,
+    to_ms,
 )
 
 SENML_RELATIVE_LIMIT = 2**28  # RFC 8428: smaller times are relative to "now"
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
-class BatchItem(msgspec.Struct, forbid_unknown_fields=False):
+# gc=False: a batch holds thousands of these; they hold no containers, so the cyclic
+# garbage collector need not track them (it would otherwise run during every decode).
+class BatchItem(msgspec.Struct, forbid_unknown_fields=False, gc=False):
     value: float
     attribute: str | None = None
     entity: str | None = None
@@ -39,7 +43,7 @@ class BatchItem(msgspec.Struct, forbid_unknown_fields=False):
     unit: str | None = None
 
 
-class SenMLRecord(msgspec.Struct, forbid_unknown_fields=False):
+class SenMLRecord(msgspec.Struct, forbid_unknown_fields=False, gc=False):
     bn: str | None = None
     bt: float | None = None
     bu: str | None = None
@@ -98,16 +102,18 @@ def decode_json(body: bytes, device: DeviceLike | None, now: datetime, out: Deco
             out.reject("malformed_json", f"not valid JSON: {error}", body[:200])
             return
         default_entity = device.entity if device is not None else ""
-        for item in items:
-            _append_batch_item(item, default_entity, now, out)
+        if not _batch_columns(items, default_entity, out):
+            now_ms = to_ms(now)
+            for item in items:
+                _append_batch_item(item, default_entity, now_ms, out)
         return
     parsed = _parse_any(body, out)
     if parsed is None:
         return
     if isinstance(parsed, dict) and device is not None:
-        ts = time_field(parsed.pop("ts", None), now, out)
-        if ts is not None:
-            fields_to_readings(parsed, ts, device, out)
+        ms = time_ms(parsed.pop("ts", None), now, out)
+        if ms is not None:
+            fields_to_readings(parsed, ms, device, out)
         return
     out.reject(
         "bad_structure",
@@ -116,24 +122,55 @@ def decode_json(body: bytes, device: DeviceLike | None, now: datetime, out: Deco
     )
 
 
+def _batch_columns(items: list[BatchItem], default_entity: str, out: DecodeOutcome) -> bool:
+    """The common batch (every item complete, times with offsets) straight into columns,
+    a few C-level passes over the items; False when an item needs a closer look."""
+    stamps = [item.ts for item in items]
+    attributes = [item.attribute for item in items]
+    entities = [item.entity for item in items]
+    if None in stamps or None in attributes:
+        return False
+    distinct = set(stamps)
+    if any(stamp.tzinfo is None for stamp in distinct):  # type: ignore[union-attr]
+        return False
+    if None in entities or "" in entities:
+        if not default_entity:
+            return False
+        entities = [entity or default_entity for entity in entities]
+    series: list[int | None] | None = [item.series for item in items]
+    if series is not None and series.count(None) == len(series):
+        series = None
+    millis = {stamp: to_ms(stamp) for stamp in distinct}  # type: ignore[arg-type]
+    columns = out.columns
+    if len(columns) == 0 and columns.series is None:
+        columns.entity = entities  # type: ignore[assignment]
+        columns.attribute = attributes  # type: ignore[assignment]
+        columns.ms = [millis[stamp] for stamp in stamps]  # type: ignore[index]
+        columns.value = [item.value for item in items]
+        columns.unit = [item.unit for item in items]
+        columns.series = series
+        return True
+    return False
+
+
 def _append_batch_item(
-    item: BatchItem, default_entity: str, now: datetime, out: DecodeOutcome
+    item: BatchItem, default_entity: str, now_ms: int, out: DecodeOutcome
 ) -> None:
     if item.attribute is None:
         out.reject("bad_structure", "a reading needs an 'attribute'", item)
         return
     if item.ts is None:
-        ts = now
+        ms = now_ms
     elif item.ts.tzinfo is None:
         out.reject("naive_timestamp", "ts needs a UTC offset, e.g. 2025-01-31T10:00:00+01:00", item)
         return
     else:
-        ts = item.ts
+        ms = to_ms(item.ts)
     entity = item.entity or default_entity
     if not entity and item.series is None:
         out.reject("bad_structure", "a reading needs an 'entity' or a 'series' id", item)
         return
-    out.readings.append(Reading(entity, item.attribute, ts, item.value, item.unit, item.series))
+    out.columns.append(entity, item.attribute, ms, item.value, item.unit, item.series)
 
 
 def _decode_json_slowly(
@@ -162,14 +199,14 @@ def _decode_json_slowly(
         if unit is not None and not isinstance(unit, str):
             out.reject("wrong_type", "unit must be a string code", raw)
             continue
-        ts = time_field(raw.get("ts"), now, out, raw)
-        if ts is None:
+        ms = time_ms(raw.get("ts"), now, out, raw)
+        if ms is None:
             continue
         entity = entity or default_entity
         if not entity and series is None:
             out.reject("bad_structure", "a reading needs an 'entity' or a 'series' id", raw)
             continue
-        out.readings.append(Reading(entity, attribute, ts, value, unit, series))
+        out.columns.append(entity, attribute, ms, value, unit, series)
 
 
 # --- SenML ---------------------------------------------------------------------------
@@ -184,60 +221,91 @@ def decode_senml(body: bytes, device: DeviceLike | None, now: datetime, out: Dec
     except msgspec.DecodeError as error:
         out.reject("malformed_json", f"not valid JSON: {error}", body[:200])
         return
+    resolver = _SenMLResolver(device, to_ms(now), out)
     base_name, base_unit, base_time, base_value, base_sum = "", None, 0.0, 0.0, 0.0
     for record in records:
         if record.bver is not None and record.bver > 10:
             out.reject("unsupported_version", f"SenML version {record.bver} is not supported")
             return
-        base_name = record.bn if record.bn is not None else base_name
-        base_unit = record.bu if record.bu is not None else base_unit
-        base_time = record.bt if record.bt is not None else base_time
-        base_value = record.bv if record.bv is not None else base_value
-        base_sum = record.bs if record.bs is not None else base_sum
-        _append_senml(
-            record, (base_name, base_unit, base_time, base_value, base_sum), device, now, out
-        )
+        if record.bn is not None:
+            base_name = record.bn
+        if record.bu is not None:
+            base_unit = record.bu
+        if record.bt is not None:
+            base_time = record.bt
+        if record.bv is not None:
+            base_value = record.bv
+        if record.bs is not None:
+            base_sum = record.bs
+        name = base_name + record.n if record.n else base_name
+        if record.v is not None:
+            value = base_value + record.v
+        elif record.vb is not None:
+            value = 1.0 if record.vb else 0.0
+        elif record.s is not None:
+            value = base_sum + record.s
+        elif record.vs is not None or record.vd is not None:
+            out.reject("non_numeric", f"{name}: string and data values are not stored", record)
+            continue
+        else:
+            out.reject("missing_value", f"{name}: the record has no value", record)
+            continue
+        moment = base_time + record.t if record.t else base_time
+        symbol = record.u if record.u is not None else base_unit
+        resolver.add(name, symbol, moment, value, record)
 
 
-def _append_senml(
-    record: SenMLRecord,
-    base: tuple[str, str | None, float, float, float],
-    device: DeviceLike | None,
-    now: datetime,
-    out: DecodeOutcome,
-) -> None:
-    base_name, base_unit, base_time, base_value, base_sum = base
-    name = base_name + (record.n or "")
-    if record.v is not None:
-        value = base_value + record.v
-    elif record.vb is not None:
-        value = 1.0 if record.vb else 0.0
-    elif record.s is not None:
-        value = base_sum + record.s
-    elif record.vs is not None or record.vd is not None:
-        out.reject("non_numeric", f"{name}: string and data values are not stored", record)
-        return
-    else:
-        out.reject("missing_value", f"{name}: the record has no value", record)
-        return
-    symbol = record.u if record.u is not None else base_unit
-    unit = units.from_senml(symbol) if symbol is not None else None
-    if symbol is not None and unit is None:
-        out.reject("unknown_unit", f"{name}: unknown SenML unit {symbol!r}", record)
-        return
-    moment = base_time + (record.t or 0.0)
-    if not math.isfinite(moment):
-        out.reject("bad_timestamp", f"{name}: time is not finite", record)
-        return
-    if moment < -SENML_RELATIVE_LIMIT:
-        out.reject("bad_timestamp", f"{name}: relative time too far in the past", record)
-        return
-    ts = now + timedelta(seconds=moment) if moment < SENML_RELATIVE_LIMIT else _epoch(moment)
-    target = _senml_target(name, device, out, record)
-    if target is None:
-        return
-    entity, attribute, mapped_unit, scale = target
-    out.readings.append(Reading(entity, attribute, ts, value * scale, mapped_unit or unit))
+class _SenMLResolver:
+    """Turns resolved SenML records into column entries; names, units and times repeat a
+    lot within a pack, so each is worked out once."""
+
+    def __init__(self, device: DeviceLike | None, now_ms: int, out: DecodeOutcome) -> None:
+        self.device = device
+        self.now_ms = now_ms
+        self.out = out
+        self.targets: dict[str, tuple[str, str, str | None, float]] = {}
+        self.units: dict[str | None, str | None] = {None: None}
+        self.times: dict[float, int | None] = {}
+
+    def add(
+        self, name: str, symbol: str | None, moment: float, value: float, record: SenMLRecord
+    ) -> None:
+        out = self.out
+        if symbol in self.units:
+            unit = self.units[symbol]
+        else:
+            unit = self.units[symbol] = units.from_senml(symbol)  # type: ignore[arg-type]
+        if symbol is not None and unit is None:
+            out.reject("unknown_unit", f"{name}: unknown SenML unit {symbol!r}", record)
+            return
+        ms = self.times.get(moment)
+        if ms is None:
+            ms = self._time(name, moment, record)
+            if ms is None:
+                return
+        target = self.targets.get(name)
+        if target is None:
+            # Only names that resolve are remembered: a refusal is reported per record.
+            target = _senml_target(name, self.device, out, record)
+            if target is None:
+                return
+            self.targets[name] = target
+        entity, attribute, mapped_unit, scale = target
+        out.columns.append(entity, attribute, ms, value * scale, mapped_unit or unit)
+
+    def _time(self, name: str, moment: float, record: SenMLRecord) -> int | None:
+        if not math.isfinite(moment):
+            self.out.reject("bad_timestamp", f"{name}: time is not finite", record)
+            return None
+        if moment < -SENML_RELATIVE_LIMIT:
+            self.out.reject("bad_timestamp", f"{name}: relative time too far in the past", record)
+            return None
+        if moment < SENML_RELATIVE_LIMIT:
+            ms = self.now_ms + seconds_to_ms(moment)
+        else:
+            ms = seconds_to_ms(moment)
+        self.times[moment] = ms
+        return ms
 
 
 def _senml_target(
@@ -284,9 +352,9 @@ def decode_chirpstack(
     if device is None:
         out.reject("unknown_device", "ChirpStack uplinks need a registered device")
         return
-    ts = time_field(event.get("time"), now, out, event.get("time"))
-    if ts is not None:
-        fields_to_readings(fields, ts, device, out)
+    ms = time_ms(event.get("time"), now, out, event.get("time"))
+    if ms is not None:
+        fields_to_readings(fields, ms, device, out)
 
 
 def decode_tts(body: bytes, device: DeviceLike | None, now: datetime, out: DecodeOutcome) -> None:
@@ -308,9 +376,9 @@ def decode_tts(body: bytes, device: DeviceLike | None, now: datetime, out: Decod
         out.reject("unknown_device", "The Things Stack uplinks need a registered device")
         return
     stamp = event.get("received_at") or message.get("received_at")
-    ts = time_field(stamp, now, out, stamp)
-    if ts is not None:
-        fields_to_readings(fields, ts, device, out)
+    ms = time_ms(stamp, now, out, stamp)
+    if ms is not None:
+        fields_to_readings(fields, ms, device, out)
 
 
 def lorawan_device_ids(payload_format: str, body: bytes) -> list[str]:
@@ -344,10 +412,12 @@ def normalise_device_id(device_id: str) -> str:
 
 
 def fields_to_readings(
-    fields: dict[str, Any], ts: datetime, device: DeviceLike, out: DecodeOutcome
+    fields: dict[str, Any], ms: int, device: DeviceLike, out: DecodeOutcome
 ) -> None:
+    quiet = bool(device.mapping)
+    columns = out.columns
     for path, raw in _flatten(fields):
-        target = resolve_field(path, device, out, {path: raw}, quiet=bool(device.mapping))
+        target = resolve_field(path, device, out, {path: raw}, quiet=quiet)
         if target is None:
             continue
         value = _number(raw)
@@ -355,9 +425,7 @@ def fields_to_readings(
             out.reject("non_numeric", f"field {path!r} is not a number", {path: raw})
             continue
         entity = target.entity or device.entity
-        out.readings.append(
-            Reading(entity, target.attribute, ts, value * target.scale, target.unit)
-        )
+        columns.append(entity, target.attribute, ms, value * target.scale, target.unit)
 
 
 def resolve_field(
@@ -387,12 +455,17 @@ def mapping_target(spec: Any) -> MappingTarget:
         return spec
     if isinstance(spec, str):
         return MappingTarget(attribute=spec)
-    return MappingTarget(
-        attribute=spec["attribute"],
-        unit=spec.get("unit"),
-        scale=float(spec.get("scale", 1.0)),
-        entity=spec.get("entity"),
-    )
+    key = (spec["attribute"], spec.get("unit"), spec.get("scale", 1.0), spec.get("entity"))
+    found = _targets.get(key)
+    if found is None:
+        found = MappingTarget(attribute=key[0], unit=key[1], scale=float(key[2]), entity=key[3])
+        if len(_targets) < 100_000:  # mappings are few; the bound only guards memory
+            _targets[key] = found
+    return found
+
+
+# Mapping specs come from the database as dicts; the same few are read for every message.
+_targets: dict[tuple[Any, ...], MappingTarget] = {}
 
 
 def _flatten(fields: dict[str, Any], prefix: str = "") -> list[tuple[str, Any]]:
@@ -422,44 +495,52 @@ def _number(raw: Any) -> float | None:
     return None
 
 
-def time_field(raw: Any, now: datetime, out: DecodeOutcome, excerpt: Any = "") -> datetime | None:
-    """A time given as ISO 8601 text with an offset, or as Unix seconds; absent means now."""
+def time_ms(raw: Any, now: datetime, out: DecodeOutcome, excerpt: Any = "") -> int | None:
+    """A time given as ISO 8601 text with an offset, or as Unix seconds, in epoch
+    milliseconds; absent means now."""
     if raw is None:
-        return now
+        return to_ms(now)
     if isinstance(raw, int | float) and not isinstance(raw, bool):
         if not math.isfinite(raw):
             out.reject("bad_timestamp", "time is not finite", excerpt)
             return None
-        return _epoch(float(raw))
+        return seconds_to_ms(float(raw))
     if isinstance(raw, str):
         parsed = _parse_iso(raw)
         if parsed is None:
             out.reject("bad_timestamp", f"{raw!r} is not an ISO 8601 date-time", excerpt)
-        elif parsed.tzinfo is None:
+            return None
+        if parsed.tzinfo is None:
             out.reject("naive_timestamp", f"{raw!r} has no UTC offset", excerpt)
             return None
-        return parsed
+        return to_ms(parsed)
     out.reject("wrong_type", "time must be ISO 8601 text or Unix seconds", excerpt)
     return None
 
 
+def time_field(raw: Any, now: datetime, out: DecodeOutcome, excerpt: Any = "") -> datetime | None:
+    """As `time_ms`, as an aware datetime (file imports build `Reading`s)."""
+    ms = time_ms(raw, now, out, excerpt)
+    if ms is None:
+        return None
+    try:
+        return from_ms(ms)
+    except OverflowError:
+        return EPOCH  # out of any calendar: the retention check refuses it as too old
+
+
+_iso_decoder = msgspec.json.Decoder(datetime)
+
+
 def _parse_iso(text: str) -> datetime | None:
     try:
-        return msgspec.json.decode(msgspec.json.encode(text), type=datetime)
-    except msgspec.ValidationError:
+        return _iso_decoder.decode(b'"' + text.encode() + b'"')
+    except (msgspec.ValidationError, msgspec.DecodeError):
         pass
     try:
         return datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
     except ValueError:
         return None
-
-
-def _epoch(seconds: float) -> datetime:
-    # Out-of-range times land on the epoch, which the retention check then refuses.
-    try:
-        return EPOCH + timedelta(seconds=seconds)
-    except OverflowError:
-        return EPOCH
 
 
 Decoder = Callable[[bytes, DeviceLike | None, datetime, DecodeOutcome], None]

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
-from typing import Any, Protocol
+from datetime import UTC, datetime, timedelta
+from typing import Any, Protocol, overload
 
 ATTRIBUTE_PATTERN = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,99}$")
 ENTITY_PATTERN = re.compile(r"^urn:ngsi-ld:[A-Za-z][A-Za-z0-9_]{0,99}:[A-Za-z0-9\-_.:~%@]{1,150}$")
@@ -35,6 +36,83 @@ class StoredReading:
     value: float
 
 
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+MILLISECOND = timedelta(milliseconds=1)
+
+
+def to_ms(moment: datetime) -> int:
+    """Milliseconds since the Unix epoch (UTC), rounded down; `moment` must be aware."""
+    return (moment - EPOCH) // MILLISECOND
+
+
+def from_ms(ms: int) -> datetime:
+    return EPOCH + timedelta(milliseconds=ms)
+
+
+def seconds_to_ms(seconds: float) -> int:
+    """Unix seconds (a float, as JSON and SenML give them) to whole milliseconds, rounded
+    down after rounding to the microsecond, as `timedelta(seconds=…)` would."""
+    return round(seconds * 1_000_000) // 1000
+
+
+@dataclass(slots=True)
+class ReadingColumns:
+    """A batch of readings as parallel columns: the hot path builds no object per reading.
+
+    `series` is None when no reading names its series by id (the common case); otherwise
+    it holds one id or None per reading. Times are epoch milliseconds (UTC).
+    """
+
+    entity: list[str] = field(default_factory=list)
+    attribute: list[str] = field(default_factory=list)
+    ms: list[int] = field(default_factory=list)
+    value: list[float] = field(default_factory=list)
+    unit: list[str | None] = field(default_factory=list)
+    series: list[int | None] | None = None
+
+    def __len__(self) -> int:
+        return len(self.ms)
+
+    def append(
+        self,
+        entity: str,
+        attribute: str,
+        ms: int,
+        value: float,
+        unit: str | None,
+        series: int | None = None,
+    ) -> None:
+        if series is not None and self.series is None:
+            self.series = [None] * len(self.ms)
+        self.entity.append(entity)
+        self.attribute.append(attribute)
+        self.ms.append(ms)
+        self.value.append(value)
+        self.unit.append(unit)
+        if self.series is not None:
+            self.series.append(series)
+
+    def extend(self, other: ReadingColumns) -> None:
+        if other.series is not None and self.series is None:
+            self.series = [None] * len(self.ms)
+        if self.series is not None:
+            self.series.extend(other.series if other.series is not None else [None] * len(other))
+        self.entity.extend(other.entity)
+        self.attribute.extend(other.attribute)
+        self.ms.extend(other.ms)
+        self.value.extend(other.value)
+        self.unit.extend(other.unit)
+
+    def readings(self) -> list[Reading]:
+        series = self.series if self.series is not None else [None] * len(self.ms)
+        return [
+            Reading(entity, attribute, from_ms(ms), value, unit, sid)
+            for entity, attribute, ms, value, unit, sid in zip(
+                self.entity, self.attribute, self.ms, self.value, self.unit, series, strict=True
+            )
+        ]
+
+
 @dataclass(frozen=True, slots=True)
 class Rejection:
     reason: str
@@ -42,10 +120,64 @@ class Rejection:
     excerpt: str = ""
 
 
+class StoredBatch(Sequence[StoredReading]):
+    """The newly stored readings of a batch, kept as columns; a `StoredReading` is built
+    only when a listener looks at it (most batches meet no rule that wants them all)."""
+
+    __slots__ = ("_describe", "ms", "series_ids", "values")
+
+    def __init__(
+        self,
+        series_ids: list[int],
+        ms: list[int],
+        values: list[float],
+        describe: dict[int, tuple[str, str]],
+    ) -> None:
+        self.series_ids = series_ids
+        self.ms = ms
+        self.values = values
+        self._describe = describe  # series id -> (entity, attribute)
+
+    def __len__(self) -> int:
+        return len(self.ms)
+
+    @overload
+    def __getitem__(self, index: int) -> StoredReading: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> list[StoredReading]: ...
+
+    def __getitem__(self, index: int | slice) -> StoredReading | list[StoredReading]:
+        if isinstance(index, slice):
+            return [self._item(i) for i in range(*index.indices(len(self)))]
+        if index < 0:
+            index += len(self)
+        if not 0 <= index < len(self):
+            raise IndexError(index)
+        return self._item(index)
+
+    def __iter__(self) -> Iterator[StoredReading]:
+        describe = self._describe
+        for sid, ms, value in zip(self.series_ids, self.ms, self.values, strict=True):
+            entity, attribute = describe[sid]
+            yield StoredReading(sid, entity, attribute, from_ms(ms), value)
+
+    def _item(self, i: int) -> StoredReading:
+        sid = self.series_ids[i]
+        entity, attribute = self._describe[sid]
+        return StoredReading(sid, entity, attribute, from_ms(self.ms[i]), self.values[i])
+
+
 @dataclass
 class DecodeOutcome:
-    readings: list[Reading] = field(default_factory=list)
+    columns: ReadingColumns = field(default_factory=ReadingColumns)
     rejections: list[Rejection] = field(default_factory=list)
+
+    @property
+    def readings(self) -> list[Reading]:
+        """The accepted readings as objects (tests, small payloads; the hot path reads
+        `columns`)."""
+        return self.columns.readings()
 
     def reject(self, reason: str, detail: str, excerpt: Any = "") -> None:
         self.rejections.append(Rejection(reason, detail, _excerpt(excerpt)))

@@ -21,6 +21,7 @@ from territoire.http import LANGUAGE_COOKIE
 from territoire.registry import service as registry
 from territoire.registry.types import ENTITY_TYPES, Domain, domain_of
 from territoire.tenancy import service as tenancy
+from territoire.web import maplayers
 from territoire.web.i18n import choose_language
 from territoire.web.labels import DOMAIN_LABELS
 
@@ -211,17 +212,15 @@ def entity_data(
         "domain_label": DOMAIN_LABELS[domain] if domain else None,
         "commune": commune,
         "properties": [
-            {"name": name, "value": value, "scalar": _is_scalar(value)}
-            for name, value in sorted(entity.properties.items())
+            {"name": name, "value": value} for name, value in sorted(entity.properties.items())
         ],
         "relationships": relationships,
         "point": _point_of(entity.location),
+        "context_layers": ",".join(
+            layer.key for layer in maplayers.registered_layers() if layer.shown_at_first
+        ),
         **map_settings(settings),
     }
-
-
-def _is_scalar(value: Any) -> bool:
-    return value is None or isinstance(value, str | int | float | bool)
 
 
 def _point_of(location: dict[str, Any] | None) -> tuple[float, float] | None:

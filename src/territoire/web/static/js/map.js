@@ -126,7 +126,9 @@
 
   TerritoryMap.prototype.checkedLayers = function () {
     if (!this.layerForm) {
-      return null; // no choice offered: every layer
+      // No choice offered: the layers named by the page, else every layer.
+      var named = attr(this.el, "layers");
+      return named ? named.split(",") : null;
     }
     var keys = [];
     this.layerForm.querySelectorAll("input[name=layer]:checked").forEach(function (box) {

@@ -1,0 +1,216 @@
+"""Generic kinds: threshold, silence, stuck value, rate of change, range vs own history."""
+
+from __future__ import annotations
+
+import math
+from typing import ClassVar
+
+from territoire.rules.definitions import HistoryRange, RateOfChange, Silence, Stuck, Threshold
+from territoire.rules.evaluators.base import (
+    Context,
+    Evaluator,
+    Point,
+    SeriesEvaluator,
+    Signal,
+    State,
+    fmt,
+)
+from territoire.telemetry import service as telemetry
+
+# After this many periods the history forgets slowly instead of averaging for ever.
+HISTORY_MEMORY = 60
+
+
+class ThresholdEvaluator(SeriesEvaluator):
+    def __init__(self, definition: Threshold) -> None:
+        super().__init__(definition, definition.attribute)
+        self.rule = definition
+        self.clear = definition.value if definition.clear_value is None else definition.clear_value
+
+    def condition(self, state: State, point: Point) -> bool:
+        rule, value = self.rule, point.value
+        above = rule.operator == "above"
+        if state.get("on"):
+            return not (value <= self.clear if above else value >= self.clear)
+        if (value > rule.value) if above else (value < rule.value):
+            state["n"] = state.get("n", 0) + 1
+            since = state.setdefault("since", point.ts)
+            return bool(state["n"] >= rule.repeats and point.ts - since >= rule.minutes * 60)
+        state["n"] = 0
+        state.pop("since", None)
+        return False
+
+    def message(self, state: State, point: Point) -> str:
+        way = "au-dessus de" if self.rule.operator == "above" else "sous"
+        return f"{self.attribute} = {fmt(point.value)}, {way} {fmt(self.rule.value)}"
+
+
+class StuckEvaluator(SeriesEvaluator):
+    """Learns the longest run of identical values a series shows when healthy."""
+
+    def __init__(self, definition: Stuck) -> None:
+        super().__init__(definition, definition.attribute)
+        self.rule = definition
+        self.ignored = frozenset(definition.ignore_values)
+
+    def condition(self, state: State, point: Point) -> bool | None:
+        ts, value = point.ts, point.value
+        if "v" not in state:
+            state.update(v=value, s=ts, l=ts, f=ts, m=0.0)
+            return None
+        if value == state["v"]:
+            state["l"] = ts
+        else:
+            if not state.get("on"):
+                state["m"] = max(state["m"], state["l"] - state["s"])
+            state.update(v=value, s=ts, l=ts)
+        if ts - state["f"] < self.rule.learn_hours * 3600:
+            return None
+        if state["v"] in self.ignored:
+            return False
+        limit = max(self.rule.min_hours * 3600, self.rule.history_factor * state["m"])
+        return bool(ts - state["s"] > limit)
+
+    def message(self, state: State, point: Point) -> str:
+        hours = (point.ts - state["s"]) / 3600
+        return f"{self.attribute} figé à {fmt(state['v'], 3)} depuis {fmt(hours, 1)} h"
+
+
+class RateOfChangeEvaluator(SeriesEvaluator):
+    def __init__(self, definition: RateOfChange) -> None:
+        super().__init__(definition, definition.attribute)
+        self.rule = definition
+
+    def condition(self, state: State, point: Point) -> bool | None:
+        previous_ts, previous = state.get("pt"), state.get("pv")
+        state["pt"], state["pv"] = point.ts, point.value
+        if previous_ts is None or previous is None or point.ts <= previous_ts:
+            return None
+        rate = (point.value - previous) / (point.ts - previous_ts) * 3600
+        state["r"] = rate
+        limit = self.rule.max_per_hour
+        direction = self.rule.direction
+        steep = (direction != "fall" and rate > limit) or (direction != "rise" and rate < -limit)
+        state["n"] = state.get("n", 0) + 1 if steep else 0
+        return bool(state["n"] >= self.rule.repeats)
+
+    def message(self, state: State, point: Point) -> str:
+        return f"{self.attribute} varie de {fmt(state['r'])} par heure"
+
+
+class HistoryRangeEvaluator(SeriesEvaluator):
+    """Closes fixed windows; each window's statistic is judged against the past ones."""
+
+    def __init__(self, definition: HistoryRange) -> None:
+        super().__init__(definition, definition.attribute)
+        self.rule = definition
+        self.width = definition.window_hours * 3600
+
+    def condition(self, state: State, point: Point) -> bool | None:
+        window = int(point.ts // self.width)
+        current = state.get("w")
+        decision: bool | None = None
+        if current is not None and window > current and state.get("c", 0) > 0:
+            decision = self._close(state)
+        if current is None or window != current:
+            if current is not None and window < current:
+                return None  # a late reading of a closed window: too late to count
+            state.update(w=window, c=0, sum=0.0, lo=point.value, hi=point.value)
+        state["c"] += 1
+        state["sum"] += point.value
+        state["lo"] = min(state["lo"], point.value)
+        state["hi"] = max(state["hi"], point.value)
+        return decision
+
+    def _statistic(self, state: State) -> float:
+        statistic = self.rule.statistic
+        if statistic == "min":
+            return float(state["lo"])
+        if statistic == "max":
+            return float(state["hi"])
+        return float(state["sum"] / state["c"])
+
+    def _close(self, state: State) -> bool | None:
+        value = self._statistic(state)
+        state["last"] = value
+        n, mean, m2 = state.get("hn", 0), state.get("hm", 0.0), state.get("h2", 0.0)
+        outside = False
+        if n >= self.rule.learn_windows:
+            deviation = abs(value - mean)
+            spread = math.sqrt(m2 / (n - 1)) if n > 1 else 0.0
+            outside = deviation > max(self.rule.sigmas * spread, self.rule.min_deviation)
+        if outside:
+            state["out"] = state.get("out", 0) + 1
+        else:
+            state["out"] = 0
+            state.update(zip(("hn", "hm", "h2"), _learn(n, mean, m2, value), strict=True))
+        if n < self.rule.learn_windows:
+            return None
+        return bool(state["out"] >= self.rule.windows)
+
+    def message(self, state: State, point: Point) -> str:
+        return (
+            f"{self.attribute} : {self.rule.statistic} sur {self.rule.window_hours} h = "
+            f"{fmt(state['last'])}, habituellement {fmt(state['hm'])}"
+        )
+
+
+def _learn(n: int, mean: float, m2: float, value: float) -> tuple[int, float, float]:
+    """Welford's running mean and variance; past HISTORY_MEMORY values, an exponential
+    forgetting of the same weight, so that a slow seasonal change is followed."""
+    delta = value - mean
+    if n < HISTORY_MEMORY:
+        n += 1
+        mean += delta / n
+        return n, mean, m2 + delta * (value - mean)
+    alpha = 1 / HISTORY_MEMORY
+    variance = (1 - alpha) * (m2 / (n - 1) + alpha * delta * delta)
+    return n, mean + alpha * delta, variance * (n - 1)
+
+
+class SilenceEvaluator(Evaluator):
+    """Timed: one state for the whole rule, listing the entities currently silent."""
+
+    timed: ClassVar[bool] = True
+    SUBJECT = "*"
+
+    def __init__(self, definition: Silence) -> None:
+        super().__init__(definition)
+        self.rule = definition
+        self.wanted = frozenset(definition.attributes)
+
+    def subject(self, point: Point, ctx: Context) -> str | None:
+        return None  # readings are not needed: the series' last times tell everything
+
+    def timer_subjects(self, ctx: Context) -> list[str] | None:
+        return [self.SUBJECT]
+
+    def on_timer(self, subject: str, state: State, ctx: Context) -> list[Signal]:
+        assert ctx.session is not None and ctx.now is not None
+        limit = ctx.now - self.rule.minutes * 60
+        quiet: dict[str, list[str]] = {}
+        last_seen: dict[str, float] = {}
+        for _sid, entity, attribute, _unit, ms, _value in telemetry.latest_values(
+            ctx.session, ctx.tenant_id
+        ):
+            if ms is None or (self.wanted and attribute not in self.wanted):
+                continue
+            if ms / 1000 < limit and ctx.in_scope(entity):
+                quiet.setdefault(entity, []).append(attribute)
+                last_seen[entity] = max(last_seen.get(entity, 0.0), ms / 1000)
+        before: dict[str, float] = state.get("silent", {})
+        signals = [
+            Signal(
+                True,
+                entity,
+                ctx.now,
+                f"Aucune donnée ({', '.join(sorted(quiet[entity]))}) depuis "
+                f"{fmt((ctx.now - last_seen[entity]) / 3600, 1)} h",
+            )
+            for entity in sorted(quiet.keys() - before.keys())
+        ]
+        signals += [
+            Signal(False, entity, ctx.now) for entity in sorted(before.keys() - quiet.keys())
+        ]
+        state["silent"] = {entity: before.get(entity, ctx.now) for entity in quiet}
+        return signals

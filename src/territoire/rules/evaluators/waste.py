@@ -1,0 +1,73 @@
+"""Waste kinds: container full, and predicted full within a few hours."""
+
+from __future__ import annotations
+
+from territoire.rules.definitions import ContainerForecast, ContainerFull
+from territoire.rules.evaluators.base import Point, SeriesEvaluator, State, fmt
+
+EMPTIED_DROP = 0.2  # a fall of this much between two readings is a collection
+MIN_TREND_POINTS = 3
+MIN_TREND_SPAN = 2 * 3600
+
+
+class ContainerFullEvaluator(SeriesEvaluator):
+    def __init__(self, definition: ContainerFull) -> None:
+        super().__init__(definition, definition.attribute)
+        self.rule = definition
+
+    def condition(self, state: State, point: Point) -> bool:
+        if state.get("on"):
+            return point.value >= self.rule.clear_level
+        if point.value >= self.rule.level:
+            state["n"] = state.get("n", 0) + 1
+            return bool(state["n"] >= self.rule.readings)
+        state["n"] = 0
+        return False
+
+    def message(self, state: State, point: Point) -> str:
+        return f"Conteneur plein : {fmt(point.value * 100, 0)} %"
+
+
+class ContainerForecastEvaluator(SeriesEvaluator):
+    """Least-squares trend of the readings since the last collection, within a window."""
+
+    def __init__(self, definition: ContainerForecast) -> None:
+        super().__init__(definition, definition.attribute)
+        self.rule = definition
+
+    def condition(self, state: State, point: Point) -> bool | None:
+        recent: list[list[float]] = state.setdefault("r", [])
+        if recent and recent[-1][1] - point.value > EMPTIED_DROP:
+            recent.clear()
+        recent.append([point.ts, point.value])
+        oldest = point.ts - self.rule.window_hours * 3600
+        while recent and recent[0][0] < oldest:
+            recent.pop(0)
+        if state.get("on"):
+            return point.value >= self.rule.clear_level
+        if point.value < self.rule.min_level:
+            return False
+        if len(recent) < MIN_TREND_POINTS or recent[-1][0] - recent[0][0] < MIN_TREND_SPAN:
+            return None
+        slope = _slope(recent)
+        if slope <= 0:
+            return False
+        state["eta"] = (1 - point.value) / slope
+        return bool(state["eta"] <= self.rule.hours * 3600)
+
+    def message(self, state: State, point: Point) -> str:
+        return (
+            f"Conteneur bientôt plein : {fmt(point.value * 100, 0)} %, plein dans environ "
+            f"{fmt(max(state['eta'], 0) / 3600, 1)} h"
+        )
+
+
+def _slope(points: list[list[float]]) -> float:
+    """Units per second."""
+    n = len(points)
+    mean_t = sum(t for t, _ in points) / n
+    mean_v = sum(v for _, v in points) / n
+    spread = sum((t - mean_t) ** 2 for t, _ in points)
+    if spread == 0:
+        return 0.0
+    return sum((t - mean_t) * (v - mean_v) for t, v in points) / spread

@@ -1,0 +1,223 @@
+"""Water kinds: minimum night flow (leaks), bursts, network efficiency — per district meter.
+
+Night windows and days are local (Europe/Paris): readings are gathered by the batch path
+as they come, and a timer closes each night (or day) once it is over, so the decision
+does not depend on how readings were split into batches.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime, time, timedelta
+from typing import Any, ClassVar
+
+from territoire.rules.definitions import Burst, NetworkEfficiency, NightFlow
+from territoire.rules.evaluators.base import (
+    PARIS,
+    Context,
+    Evaluator,
+    Point,
+    SeriesEvaluator,
+    Signal,
+    State,
+    clock_minutes,
+    fmt,
+    local_time,
+    median,
+)
+
+NIGHTS_KEPT = 4  # open nights kept waiting for their timer (late timers catch up)
+MIN_NIGHT_READINGS = 3
+SLOTS_PER_DAY = 96
+PROFILE_WEIGHT = 5  # a slot of the usual profile is an average of about its last 5 days
+MEAN_WEIGHT = 2000  # the district's mean flow moves over about three weeks of readings
+
+
+def _window_end(day: str, end: str) -> float:
+    moment = datetime.combine(date.fromisoformat(day), time.fromisoformat(end), PARIS)
+    return moment.timestamp()
+
+
+class NightFlowEvaluator(Evaluator):
+    """Gathers each night's window; the timer compares its median with past normal nights."""
+
+    timed: ClassVar[bool] = True
+
+    def __init__(self, definition: NightFlow) -> None:
+        super().__init__(definition)
+        self.rule = definition
+        self.attributes = frozenset({definition.attribute})
+        self.start = clock_minutes(definition.window_start)
+        self.end = clock_minutes(definition.window_end)
+
+    def evaluate(
+        self, subject: str, state: State, points: list[Point], ctx: Context
+    ) -> list[Signal]:
+        nights: dict[str, list[float]] = state.setdefault("acc", {})
+        closed = state.get("last", "")
+        for point in points:
+            moment = local_time(point.ts)
+            minute = moment.hour * 60 + moment.minute
+            if self.start <= minute < self.end:
+                night = moment.date().isoformat()
+                if night > closed:
+                    nights.setdefault(night, []).append(point.value)
+        for night in sorted(nights)[:-NIGHTS_KEPT]:
+            del nights[night]
+        return []
+
+    def on_timer(self, subject: str, state: State, ctx: Context) -> list[Signal]:
+        assert ctx.now is not None
+        nights: dict[str, list[float]] = state.get("acc", {})
+        signals: list[Signal] = []
+        lateness = self.rule.lateness_minutes * 60
+        for night in sorted(nights):
+            end = _window_end(night, self.rule.window_end)
+            if ctx.now < end + lateness:
+                break
+            values = nights.pop(night)
+            state["last"] = night
+            if len(values) >= MIN_NIGHT_READINGS:
+                signals += self._judge(subject, state, median(values), end)
+        return signals
+
+    def _judge(self, subject: str, state: State, flow: float, at: float) -> list[Signal]:
+        history: list[float] = state.setdefault("hist", [])
+        needed = max(2, self.rule.baseline_nights // 2)
+        if len(history) < needed:
+            history.append(flow)
+            return []
+        baseline = median(history)
+        excess = flow / baseline - 1 if baseline > 0 else 0.0
+        if excess > self.rule.burst_ratio:
+            return []  # a burst during the window: neither a leak nor a normal night
+        if excess > self.rule.margin:
+            state["n"] = state.get("n", 0) + 1
+            if state["n"] >= self.rule.nights and not state.get("on"):
+                state["on"] = True
+                message = (
+                    f"Fuite probable : débit minimum de nuit {fmt(flow)} m³/h, "
+                    f"{fmt(excess * 100, 0)} % au-dessus de la référence ({fmt(baseline)} m³/h)"
+                )
+                return [Signal(True, subject, at, message, flow)]
+            return []
+        state["n"] = 0
+        history.append(flow)
+        del history[: -self.rule.baseline_nights]
+        if state.get("on"):
+            state["on"] = False
+            return [Signal(False, subject, at)]
+        return []
+
+
+class BurstEvaluator(SeriesEvaluator):
+    """Flow against the district's usual profile by quarter hour (working days, weekends)."""
+
+    def __init__(self, definition: Burst) -> None:
+        super().__init__(definition, definition.attribute)
+        self.rule = definition
+
+    def condition(self, state: State, point: Point) -> bool | None:
+        moment = local_time(point.ts)
+        slot = (moment.hour * 60 + moment.minute) // 15
+        if moment.weekday() >= 5:
+            slot += SLOTS_PER_DAY
+        profile: list[list[float]] = state.setdefault("p", [[0.0, 0] for _ in range(192)])
+        first = state.setdefault("f", point.ts)
+        mean, count = state.get("m", 0.0), state.get("c", 0)
+        expected, seen = profile[slot]
+        learned = point.ts - first >= self.rule.learn_days * 86_400 and seen > 0 and mean > 0
+        if learned:
+            excess = point.value - expected
+            state["x"] = excess
+            limit = self.rule.jump_ratio * mean
+            if excess > limit or (state.get("on") and excess > limit / 2):
+                state["n"] = state.get("n", 0) + 1
+                return bool(state.get("on") or state["n"] >= self.rule.readings)
+            state["n"] = 0
+        weight = min(seen + 1, PROFILE_WEIGHT)
+        profile[slot] = [expected + (point.value - expected) / weight, seen + 1]
+        state["m"] = mean + (point.value - mean) / min(count + 1, MEAN_WEIGHT)
+        state["c"] = count + 1
+        return False if learned else None
+
+    def message(self, state: State, point: Point) -> str:
+        return (
+            f"Casse probable : débit {fmt(point.value)} m³/h, {fmt(state['x'])} m³/h au-dessus "
+            "du profil habituel"
+        )
+
+
+class NetworkEfficiencyEvaluator(Evaluator):
+    """Daily volume and night flow per district; the timer closes days and judges."""
+
+    timed: ClassVar[bool] = True
+
+    def __init__(self, definition: NetworkEfficiency) -> None:
+        super().__init__(definition)
+        self.rule = definition
+        self.attributes = frozenset({definition.attribute})
+        self.start = clock_minutes(definition.window_start)
+        self.end = clock_minutes(definition.window_end)
+
+    def evaluate(
+        self, subject: str, state: State, points: list[Point], ctx: Context
+    ) -> list[Signal]:
+        days: dict[str, dict[str, Any]] = state.setdefault("acc", {})
+        for point in points:
+            moment = local_time(point.ts)
+            day = moment.date().isoformat()
+            if day <= state.get("last", ""):
+                continue
+            slot = days.setdefault(day, {"s": 0.0, "c": 0, "night": []})
+            slot["s"] += point.value
+            slot["c"] += 1
+            minute = moment.hour * 60 + moment.minute
+            if self.start <= minute < self.end:
+                slot["night"].append(point.value)
+        for day in sorted(days)[:-NIGHTS_KEPT]:
+            del days[day]
+        return []
+
+    def on_timer(self, subject: str, state: State, ctx: Context) -> list[Signal]:
+        assert ctx.now is not None
+        days: dict[str, dict[str, Any]] = state.get("acc", {})
+        closed: list[list[float]] = state.setdefault("days", [])
+        judged_at: float | None = None
+        for day in sorted(days):
+            end = datetime.combine(date.fromisoformat(day) + timedelta(days=1), time(), PARIS)
+            if ctx.now < end.timestamp() + 3600:
+                break
+            slot = days.pop(day)
+            state["last"] = day
+            if slot["c"] and len(slot["night"]) >= MIN_NIGHT_READINGS:
+                closed.append([slot["s"] / slot["c"], median(slot["night"])])
+                judged_at = end.timestamp()
+        del closed[: -self.rule.days]
+        if judged_at is None or len(closed) < self.rule.days:
+            return []
+        info = ctx.entities.get(subject)
+        connections = (info.number("connections") if info is not None else None) or 0.0
+        pairs = [(mean, night) for mean, night in closed]
+        efficiency = efficiency_of(pairs, connections, self.rule.night_use_lph)
+        state["eff"] = efficiency
+        if efficiency < self.rule.target and not state.get("on"):
+            state["on"] = True
+            message = (
+                f"Rendement de réseau {fmt(efficiency * 100, 1)} % sur {self.rule.days} jours, "
+                f"sous l'objectif de {fmt(self.rule.target * 100, 0)} %"
+            )
+            return [Signal(True, subject, judged_at, message, efficiency)]
+        if efficiency >= self.rule.target and state.get("on"):
+            state["on"] = False
+            return [Signal(False, subject, judged_at)]
+        return []
+
+
+def efficiency_of(
+    daily: list[tuple[float, float]], connections: float, night_use_lph: float
+) -> float:
+    """Network efficiency from (mean flow, minimum night flow) per day, both in m³/h."""
+    allowance = connections * night_use_lph / 1000
+    volume = sum(mean for mean, _night in daily)
+    losses = sum(max(0.0, night - allowance) for _mean, night in daily)
+    return 1 - losses / volume if volume > 0 else 1.0
