@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PG_URL ?= postgresql://postgres@127.0.0.1:5432/postgres
 
-.PHONY: demo test lint typecheck test-sqlite test-postgresql install screenshots bench clean
+.PHONY: demo test lint typecheck test-sqlite test-postgresql install screenshots clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -36,6 +36,10 @@ test-sqlite: $(STAMP)
 
 test-postgresql: $(STAMP)
 	TERRITOIRE_TEST_DB=postgresql TERRITOIRE_TEST_PG_URL=$(PG_URL) $(BIN)/pytest -q
+
+## Regenerate the screenshots of the main screens in docs/screenshots/.
+screenshots: $(STAMP)
+	$(BIN)/python scripts/screenshots.py
 
 clean:
 	rm -rf $(VENV) territoire-data .pytest_cache .mypy_cache .ruff_cache

@@ -13,6 +13,7 @@ from territoire.config import Settings, load_settings, normalise_database_url
 from territoire.db import Database, migrate
 from territoire.demo.seed import COMMUNES, DEMO_SLUG, DEMO_USERS, demo_password, seed_demo
 from territoire.models import metadata
+from territoire.simulator.sizes import Size
 from territoire.registry.models import Entity
 from territoire.tenancy import service as tenancy
 
@@ -62,9 +63,9 @@ def test_sqlite_runs_in_wal_with_foreign_keys(tmp_path: Path) -> None:
 
 def test_demo_seeding_is_idempotent(world: World) -> None:
     with world.database.session() as session:
-        first = seed_demo(session)
+        first = seed_demo(session, size=Size.SMALL)
     with world.database.session() as session:
-        second = seed_demo(session)
+        second = seed_demo(session, size=Size.SMALL)
     assert first.entities_added >= 200
     assert second.entities_added == 0
     assert second.created_users == []

@@ -211,3 +211,38 @@ def test_assignment_is_limited_to_operators_and_agents(world: World) -> None:
         alarms.assign(session, place.id, alarm.public_id, None, by_user=None)
         assert alarm.assignee_id is None
         assert kinds(session, alarm)[-2:] == ["assigned", "unassigned"]
+
+
+def test_a_batch_of_signals_acts_like_one_by_one(world: World) -> None:
+    place = territory(world, "ville-a")
+    batch = [
+        signal(LAMPS[0], minutes=1, group=CABINET),
+        signal(LAMPS[1], minutes=2, group=CABINET),
+        signal(CABINET, rule="cabinet_fault", severity=Severity.CRITICAL, minutes=3),
+        signal(LAMPS[0], minutes=4, group=CABINET, severity=Severity.CRITICAL),
+    ]
+    with world.database.session() as session:
+        results = alarms.raise_alarms(session, place.id, batch)
+        assert results[0] is results[3], "a second signal in the batch is a repeat"
+        assert results[0].occurrences == 2 and results[0].severity is Severity.CRITICAL
+        assert results[0].last_seen_at == at(4)
+        cabinet = results[2]
+        assert [r.parent_id for r in results[:2]] == [cabinet.id, cabinet.id]
+        assert cabinet.parent_id is None
+        again = alarms.raise_alarms(session, place.id, batch[:2])
+        assert [a.occurrences for a in again] == [3, 2]
+        assert session.scalar(select(func.count()).select_from(Alarm)) == 3
+
+
+def test_one_bad_signal_refuses_the_whole_batch(world: World) -> None:
+    place = territory(world, "ville-a")
+    batch = [signal(LAMPS[0]), signal(LAMPS[1]), signal("urn:ngsi-ld:Streetlight:ghost")]
+    with world.database.session() as session:
+        with pytest.raises(InvalidInput) as caught:
+            alarms.raise_alarms(session, place.id, batch)
+        assert caught.value.problems[0].field == "signals.2.entity_urn"
+        with pytest.raises(InvalidInput) as caught:
+            alarms.raise_alarms(session, place.id, [signal(), signal(severity="loud")])
+        assert caught.value.problems[0].field == "signals.1.severity"
+    with world.database.session() as session:
+        assert session.scalar(select(func.count()).select_from(Alarm)) == 0

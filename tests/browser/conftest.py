@@ -12,6 +12,7 @@ from territoire.app import create_app
 from territoire.config import Settings
 from territoire.db import Database
 from territoire.demo.seed import seed_demo
+from territoire.simulator.sizes import Size
 from tests.browser.live import CHROMIUM, CHROMIUM_ARGS, chromium_problem, free_port, serve
 from tests.conftest import ON_CI
 
@@ -48,7 +49,8 @@ class LiveDemo:
 def live_demo(settings: Settings, database: Database) -> Iterator[LiveDemo]:
     """The demo territory in the test database, served with an unreachable tile server."""
     with database.session() as session:
-        report = seed_demo(session)
+        # The small territory keeps the test quick; expectations are read from the data.
+        report = seed_demo(session, size=Size.SMALL)
         tenant_id = report.tenant.id
     # Nothing listens on this port: every tile fails, as on a site without internet.
     offline = settings.model_copy(

@@ -34,7 +34,7 @@ from territoire.alarms.models import (
     Severity,
 )
 from territoire.db.base import utcnow
-from territoire.errors import Conflict, NotFound, invalid
+from territoire.errors import Conflict, InvalidInput, NotFound, invalid
 from territoire.interventions import service as interventions
 from territoire.interventions.models import Priority, Skill, WorkOrder, WorkOrderStatus
 from territoire.registry import service as registry
@@ -178,139 +178,261 @@ def _record(
 # --- what the rules engine calls -----------------------------------------------------
 
 
-def _active(session: Session, tenant_id: int, rule_key: str, entity_urn: str) -> Alarm | None:
-    return session.scalar(
-        select(Alarm)
-        .where(
-            Alarm.tenant_id == tenant_id,
-            Alarm.rule_key == rule_key,
-            Alarm.entity_urn == entity_urn,
-            Alarm.status.in_(ACTIVE_STATUSES),
+Key = tuple[str, str]  # (rule key, entity URN)
+CHUNK = 500
+MAX_ATTEMPTS = 3
+
+
+class _Collision(Exception):
+    """Another transaction created one of our new alarms first: read again, retry."""
+
+
+@dataclass(frozen=True)
+class _Checked:
+    signal: AlarmSignal
+    severity: Severity
+    message: str
+
+    @property
+    def key(self) -> Key:
+        return (self.signal.rule_key, self.signal.entity_urn)
+
+
+def _active_many(session: Session, tenant_id: int, keys: set[Key]) -> dict[Key, Alarm]:
+    """The active alarms of these (rule, entity) pairs, locked in id order (so that two
+    workers locking overlapping sets cannot deadlock) and read afresh."""
+    urns = sorted({urn for _rule, urn in keys})
+    found: dict[Key, Alarm] = {}
+    for start in range(0, len(urns), CHUNK):
+        rows = session.scalars(
+            select(Alarm)
+            .where(
+                Alarm.tenant_id == tenant_id,
+                Alarm.entity_urn.in_(urns[start : start + CHUNK]),
+                Alarm.status.in_(ACTIVE_STATUSES),
+            )
+            .order_by(Alarm.id)
+            .with_for_update()
+            .execution_options(populate_existing=True)
         )
-        .with_for_update()
-        .execution_options(populate_existing=True)
-    )
+        for alarm in rows:
+            if (alarm.rule_key, alarm.entity_urn) in keys:
+                found[(alarm.rule_key, alarm.entity_urn)] = alarm
+    return found
 
 
 def raise_alarm(session: Session, tenant_id: int, signal: AlarmSignal) -> Alarm:
-    """Create the alarm of (rule, entity), or count a repeat of the active one.
+    """Create the alarm of (rule, entity), or count a repeat of the active one."""
+    return raise_alarms(session, tenant_id, [signal])[0]
 
-    Safe under concurrency: two workers raising the same new condition at once end with
-    one alarm counted twice (the partial unique index refuses the second insert, which
-    then becomes a repeat).
+
+def raise_alarms(session: Session, tenant_id: int, signals: Sequence[AlarmSignal]) -> list[Alarm]:
+    """What a rules engine calls with a batch of signals: for each, the alarm it created
+    or repeated, in a handful of statements whatever the batch size. Signals on the same
+    (rule, entity) within the batch repeat one another. One bad signal refuses the batch.
+
+    Safe under concurrency: when another worker creates one of the same alarms first, the
+    partial unique index refuses our insert, and the batch is read again and applied as
+    repeats.
     """
-    severity, message = _check_signal(signal)
-    existing = _active(session, tenant_id, signal.rule_key, signal.entity_urn)
-    if existing is not None:
-        return _repeat(session, existing, signal, severity, message)
-    entity = _entity(session, tenant_id, signal.entity_urn)
-    alarm = Alarm(
-        public_id=str(uuid.uuid4()),
-        tenant_id=tenant_id,
-        rule_key=signal.rule_key,
-        entity_urn=entity.urn,
-        entity_type=entity.type,
-        commune_id=entity.commune_id,
-        group_key=signal.group_key,
-        severity=severity,
-        status=AlarmStatus.UNACKNOWLEDGED,
-        message=message,
-        value=signal.value,
-        occurrences=1,
-        raised_at=signal.observed_at,
-        last_seen_at=signal.observed_at,
-    )
+    checked = [_checked(signal, index, len(signals)) for index, signal in enumerate(signals)]
+    for _attempt in range(MAX_ATTEMPTS):
+        try:
+            return _apply(session, tenant_id, checked)
+        except _Collision:
+            continue
+    raise Conflict("the same alarms are being raised concurrently; try again")
+
+
+def _checked(signal: AlarmSignal, index: int, count: int) -> _Checked:
+    try:
+        severity, message = _check_signal(signal)
+    except InvalidInput as error:
+        raise _prefixed(error, index, count) from error
+    return _Checked(signal, severity, message)
+
+
+def _prefixed(error: InvalidInput, index: int, count: int) -> InvalidInput:
+    """In a batch, name the signal: `signals.3.entity_urn`."""
+    if count == 1:
+        return error
+    field = f"signals.{index}.{error.problems[0].field}" if error.problems else "signals"
+    reason = error.problems[0].reason if error.problems else error.message
+    return invalid(field, reason)
+
+
+def _apply(session: Session, tenant_id: int, batch: list[_Checked]) -> list[Alarm]:
+    active = _active_many(session, tenant_id, {item.key for item in batch})
+    created = _insert_new(session, tenant_id, batch, active)
+    results: list[Alarm] = []
+    regrouped: list[Alarm] = []
+    for item in batch:
+        alarm = active.get(item.key)
+        if alarm is None:
+            alarm = active[item.key] = created[item.key]
+        elif _repeat(session, alarm, item):
+            regrouped.append(alarm)
+        results.append(alarm)
+    _correlate(session, tenant_id, [*created.values(), *regrouped])
+    _flush(session)
+    return results
+
+
+def _insert_new(
+    session: Session, tenant_id: int, batch: list[_Checked], active: dict[Key, Alarm]
+) -> dict[Key, Alarm]:
+    """Insert the alarms whose (rule, entity) has no active alarm, from their first signal."""
+    firsts: dict[Key, tuple[_Checked, Any]] = {}
+    for index, item in enumerate(batch):
+        if item.key not in active and item.key not in firsts:
+            entity = _entity(session, tenant_id, item.signal.entity_urn, index, len(batch))
+            firsts[item.key] = (item, entity)
+    created = {key: _new_alarm(tenant_id, item, entity) for key, (item, entity) in firsts.items()}
+    if not created:
+        return created
+    _flush(session)  # the savepoint below must hold our inserts only
     try:
         with session.begin_nested():
-            session.add(alarm)
+            session.add_all(created.values())
             session.flush()
-    except IntegrityError:
-        existing = _active(session, tenant_id, signal.rule_key, signal.entity_urn)
-        if existing is None:
-            raise
-        return _repeat(session, existing, signal, severity, message)
-    _record(session, alarm, "raised", at=signal.observed_at, data={"severity": severity.value})
-    _correlate(session, alarm)
-    session.flush()
-    return alarm
+    except IntegrityError as error:
+        raise _Collision from error
+    for key, alarm in created.items():
+        severity = firsts[key][0].severity.value
+        _record(session, alarm, "raised", at=alarm.raised_at, data={"severity": severity})
+    return created
 
 
-def _entity(session: Session, tenant_id: int, urn: str) -> Any:
+def _entity(session: Session, tenant_id: int, urn: str, index: int = 0, count: int = 1) -> Any:
     try:
         return registry.get_entity(session, tenant_id, urn)
     except NotFound as error:
-        raise invalid("entity_urn", f"no entity {urn} in this tenant's registry") from error
+        refusal = invalid("entity_urn", f"no entity {urn} in this tenant's registry")
+        raise _prefixed(refusal, index, count) from error
 
 
-def _repeat(
-    session: Session, alarm: Alarm, signal: AlarmSignal, severity: Severity, message: str
-) -> Alarm:
+def _new_alarm(tenant_id: int, item: _Checked, entity: Any) -> Alarm:
+    return Alarm(
+        public_id=str(uuid.uuid4()),
+        tenant_id=tenant_id,
+        rule_key=item.signal.rule_key,
+        entity_urn=entity.urn,
+        entity_type=entity.type,
+        commune_id=entity.commune_id,
+        group_key=item.signal.group_key,
+        severity=item.severity,
+        status=AlarmStatus.UNACKNOWLEDGED,
+        message=item.message,
+        value=item.signal.value,
+        occurrences=1,
+        raised_at=item.signal.observed_at,
+        last_seen_at=item.signal.observed_at,
+    )
+
+
+def _repeat(session: Session, alarm: Alarm, item: _Checked) -> bool:
+    """Count a repeat; True when its group changed (it must be correlated again)."""
+    signal = item.signal
     alarm.occurrences += 1
     alarm.last_seen_at = max(alarm.last_seen_at, signal.observed_at)
-    alarm.message = message
+    alarm.message = item.message
     alarm.value = signal.value
     alarm.updated_at = utcnow()
-    if severity is not alarm.severity:
+    if item.severity is not alarm.severity:
         # Only severity changes go to the history: a repeat every minute must not bloat it.
-        data = {"from": alarm.severity.value, "to": severity.value}
+        data = {"from": alarm.severity.value, "to": item.severity.value}
         _record(session, alarm, "severity_changed", at=signal.observed_at, data=data)
-        alarm.severity = severity
+        alarm.severity = item.severity
     if signal.group_key and alarm.group_key != signal.group_key:
         alarm.group_key = signal.group_key
         alarm.parent_id = None
-        _correlate(session, alarm)
-    _flush(session)
-    return alarm
+        return True
+    return False
 
 
-def _correlate(session: Session, alarm: Alarm) -> None:
-    """Attach the alarm under the active alarm of its group entity, and adopt the alarms
-    already waiting for this entity as their group."""
-    if alarm.group_key and alarm.parent_id is None:
-        parent = session.scalar(
-            select(Alarm)
-            .where(
-                Alarm.tenant_id == alarm.tenant_id,
-                Alarm.entity_urn == alarm.group_key,
-                Alarm.status.in_(ACTIVE_STATUSES),
-            )
-            .order_by(_severity_order(), Alarm.raised_at)
-            .limit(1)
-        )
-        if parent is not None:
+def _correlate(session: Session, tenant_id: int, alarms: list[Alarm]) -> None:
+    """Attach each alarm under the active alarm of its group entity, and let each adopt
+    the active alarms already waiting for its entity as their group."""
+    if not alarms:
+        return
+    parents = _group_alarms(session, tenant_id, {a.group_key for a in alarms if a.group_key})
+    for alarm in alarms:
+        parent = parents.get(alarm.group_key) if alarm.group_key else None
+        if parent is not None and alarm.parent_id is None and parent.id != alarm.id:
             alarm.parent_id = parent.id
             _record(session, alarm, "grouped", data={"parent": parent.public_id})
-    orphans = session.scalars(
-        select(Alarm).where(
-            Alarm.tenant_id == alarm.tenant_id,
-            Alarm.group_key == alarm.entity_urn,
-            Alarm.parent_id.is_(None),
-            Alarm.status.in_(ACTIVE_STATUSES),
-            Alarm.id != alarm.id,
+    adopters = _most_severe_by_entity(alarms)
+    urns = sorted(adopters)
+    for start in range(0, len(urns), CHUNK):
+        orphans = session.scalars(
+            select(Alarm).where(
+                Alarm.tenant_id == tenant_id,
+                Alarm.group_key.in_(urns[start : start + CHUNK]),
+                Alarm.parent_id.is_(None),
+                Alarm.status.in_(ACTIVE_STATUSES),
+            )
         )
-    )
-    for child in orphans:
-        child.parent_id = alarm.id
-        _record(session, child, "grouped", data={"parent": alarm.public_id})
+        for child in orphans:
+            parent = adopters[child.group_key or ""]
+            if parent.id != child.id:
+                child.parent_id = parent.id
+                _record(session, child, "grouped", data={"parent": parent.public_id})
+
+
+def _group_alarms(session: Session, tenant_id: int, group_keys: set[str]) -> dict[str, Alarm]:
+    """The active alarm of each grouping entity (the most severe, then the oldest)."""
+    keys = sorted(group_keys)
+    found: dict[str, Alarm] = {}
+    for start in range(0, len(keys), CHUNK):
+        rows = session.scalars(
+            select(Alarm)
+            .where(
+                Alarm.tenant_id == tenant_id,
+                Alarm.entity_urn.in_(keys[start : start + CHUNK]),
+                Alarm.status.in_(ACTIVE_STATUSES),
+            )
+            .order_by(_severity_order(), Alarm.raised_at, Alarm.id)
+        )
+        for alarm in rows:
+            found.setdefault(alarm.entity_urn, alarm)
+    return found
+
+
+def _most_severe_by_entity(alarms: list[Alarm]) -> dict[str, Alarm]:
+    ranked = sorted(alarms, key=lambda a: (SEVERITY_RANK[a.severity], a.raised_at, a.id))
+    chosen: dict[str, Alarm] = {}
+    for alarm in ranked:
+        chosen.setdefault(alarm.entity_urn, alarm)
+    return chosen
 
 
 def clear_alarm_condition(
     session: Session, tenant_id: int, rule_key: str, entity_urn: str, at: datetime
 ) -> Alarm | None:
-    """The condition ended: clear the active alarm of (rule, entity), if there is one.
+    """The condition ended: clear the active alarm of (rule, entity), if there is one."""
+    return clear_alarm_conditions(session, tenant_id, [(rule_key, entity_urn)], at).get(
+        (rule_key, entity_urn)
+    )
 
-    If the work order dispatched for it is already closed, the data now confirms the fix
-    and the alarm is closed as well.
+
+def clear_alarm_conditions(
+    session: Session, tenant_id: int, keys: Sequence[Key], at: datetime
+) -> dict[Key, Alarm]:
+    """The conditions of these (rule, entity) pairs ended at `at`: clear their active
+    alarms (pairs with none are ignored) and return them.
+
+    If the work order dispatched for an alarm is already closed, the data now confirms
+    the fix and the alarm is closed as well.
     """
     moment = _check_time(at, "at")
-    alarm = _active(session, tenant_id, rule_key, entity_urn)
-    if alarm is None:
-        return None
-    _clear(session, alarm, ClearKind.AUTO, user_id=None, note=None, at=max(moment, alarm.raised_at))
-    if alarm.fix_reported_at is not None:
-        _close(session, alarm, user_id=None, note="fix confirmed by data", at=alarm.cleared_at)
+    active = _active_many(session, tenant_id, set(keys))
+    for alarm in active.values():
+        cleared_at = max(moment, alarm.raised_at)
+        _clear(session, alarm, ClearKind.AUTO, user_id=None, note=None, at=cleared_at)
+        if alarm.fix_reported_at is not None:
+            _close(session, alarm, user_id=None, note="fix confirmed by data", at=cleared_at)
     _flush(session)
-    return alarm
+    return active
 
 
 # --- reading -------------------------------------------------------------------------

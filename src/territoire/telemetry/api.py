@@ -97,8 +97,8 @@ async def ingest_telemetry(
     outcome = decode(_format(request, device, payload_format), body, device)
     database = get_database(request)
     session.commit()  # release the request's read transaction before the batch's own
-    result = service.ingest(
-        database, tenant_id, outcome.readings, source="http", rejections=outcome.rejections
+    result = service.ingest_columns(
+        database, tenant_id, outcome.columns, source="http", rejections=outcome.rejections
     )
     content = {
         "accepted": result.accepted,

@@ -25,7 +25,7 @@ from typing import Protocol
 from territoire.db import Database
 from territoire.telemetry import service
 from territoire.telemetry.decoders import decode, lorawan_device_ids
-from territoire.telemetry.records import DeviceInfo, Reading, Rejection
+from territoire.telemetry.records import DeviceInfo, ReadingColumns, Rejection
 from territoire.telemetry.service import IngestResult
 
 log = logging.getLogger("territoire.telemetry")
@@ -94,7 +94,7 @@ def parse_topic(topic: str) -> Route | None:
 
 @dataclass
 class _Pending:
-    readings: list[Reading] = field(default_factory=list)
+    columns: ReadingColumns = field(default_factory=ReadingColumns)
     rejections: list[Rejection] = field(default_factory=list)
 
 
@@ -119,10 +119,10 @@ class TelemetryHandler:
                 total.merge(_refused(batch.rejections))
             else:
                 total.merge(
-                    service.ingest(
+                    service.ingest_columns(
                         self.database,
                         tenant_id,
-                        batch.readings,
+                        batch.columns,
                         source=self.source,
                         rejections=batch.rejections,
                     )
@@ -150,11 +150,11 @@ class TelemetryHandler:
             return
         payload_format = route.payload_format or device.payload_format
         outcome = decode(payload_format, payload, device)
-        if not self._tenants.allow(tenant, max(1, len(outcome.readings))):
+        if not self._tenants.allow(tenant, max(1, len(outcome.columns))):
             self._refuse(pending, tenant, "rate_limited_tenant", "tenant over its rate", excerpt)
             return
         batch = pending.setdefault(tenant, _Pending())
-        batch.readings.extend(outcome.readings)
+        batch.columns.extend(outcome.columns)
         batch.rejections.extend(outcome.rejections)
 
     def _refuse(

@@ -130,11 +130,13 @@ def import_telemetry(
         else:
             task = progress.add_task(f"Import {file.name}", total=1)
             outcome = decode(kind, file.read_bytes(), None)
-            for start in range(0, max(len(outcome.readings), 1), IMPORT_BATCH):
-                chunk = outcome.readings[start : start + IMPORT_BATCH]
+            for start in range(0, max(len(outcome.columns), 1), IMPORT_BATCH):
+                chunk = outcome.columns.slice(start, start + IMPORT_BATCH)
                 refused = outcome.rejections if start == 0 else []
                 total.merge(
-                    service.ingest(database, owner.id, chunk, source="import", rejections=refused)
+                    service.ingest_columns(
+                        database, owner.id, chunk, source="import", rejections=refused
+                    )
                 )
             progress.advance(task)
     console.print(

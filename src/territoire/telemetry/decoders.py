@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 import msgspec
 
@@ -23,6 +23,7 @@ from territoire.telemetry.records import (
     DecodeOutcome,
     DeviceLike,
     MappingTarget,
+    ReadingColumns,
     from_ms,
     seconds_to_ms,
     to_ms,
@@ -125,32 +126,32 @@ def decode_json(body: bytes, device: DeviceLike | None, now: datetime, out: Deco
 def _batch_columns(items: list[BatchItem], default_entity: str, out: DecodeOutcome) -> bool:
     """The common batch (every item complete, times with offsets) straight into columns,
     a few C-level passes over the items; False when an item needs a closer look."""
-    stamps = [item.ts for item in items]
-    attributes = [item.attribute for item in items]
-    entities = [item.entity for item in items]
-    if None in stamps or None in attributes:
+    maybe_stamps = [item.ts for item in items]
+    maybe_attributes = [item.attribute for item in items]
+    maybe_entities = [item.entity for item in items]
+    if None in maybe_stamps or None in maybe_attributes or len(out.columns):
         return False
+    stamps = cast(list[datetime], maybe_stamps)
     distinct = set(stamps)
-    if any(stamp.tzinfo is None for stamp in distinct):  # type: ignore[union-attr]
+    if any(stamp.tzinfo is None for stamp in distinct):
         return False
-    if None in entities or "" in entities:
+    if None in maybe_entities or "" in maybe_entities:
         if not default_entity:
             return False
-        entities = [entity or default_entity for entity in entities]
+        maybe_entities = [entity or default_entity for entity in maybe_entities]
     series: list[int | None] | None = [item.series for item in items]
     if series is not None and series.count(None) == len(series):
         series = None
-    millis = {stamp: to_ms(stamp) for stamp in distinct}  # type: ignore[arg-type]
-    columns = out.columns
-    if len(columns) == 0 and columns.series is None:
-        columns.entity = entities  # type: ignore[assignment]
-        columns.attribute = attributes  # type: ignore[assignment]
-        columns.ms = [millis[stamp] for stamp in stamps]  # type: ignore[index]
-        columns.value = [item.value for item in items]
-        columns.unit = [item.unit for item in items]
-        columns.series = series
-        return True
-    return False
+    millis = {stamp: to_ms(stamp) for stamp in distinct}
+    out.columns = ReadingColumns(
+        entity=cast(list[str], maybe_entities),
+        attribute=cast(list[str], maybe_attributes),
+        ms=[millis[stamp] for stamp in stamps],
+        value=[item.value for item in items],
+        unit=[item.unit for item in items],
+        series=series,
+    )
+    return True
 
 
 def _append_batch_item(

@@ -103,6 +103,16 @@ class ReadingColumns:
         self.value.extend(other.value)
         self.unit.extend(other.unit)
 
+    def slice(self, start: int, stop: int) -> ReadingColumns:
+        return ReadingColumns(
+            self.entity[start:stop],
+            self.attribute[start:stop],
+            self.ms[start:stop],
+            self.value[start:stop],
+            self.unit[start:stop],
+            self.series[start:stop] if self.series is not None else None,
+        )
+
     def readings(self) -> list[Reading]:
         series = self.series if self.series is not None else [None] * len(self.ms)
         return [

@@ -8,30 +8,61 @@ psycopg binary COPY) because the ORM would cost more than the database work.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
-from datetime import UTC, datetime, timedelta
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
+import numpy as np
+import numpy.typing as npt
 import psycopg
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
-EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-MILLISECOND = timedelta(milliseconds=1)
+# Re-exported: the time helpers live with the records, the store is where callers look.
+from territoire.telemetry.records import EPOCH as EPOCH
+from territoire.telemetry.records import MILLISECOND as MILLISECOND
+from territoire.telemetry.records import from_ms as from_ms
+from territoire.telemetry.records import to_ms as to_ms
+
 HOUR_MS = 3_600_000
 DAY_MS = 86_400_000
 SQLITE_CHUNK = 2000  # rows per INSERT statement: 6,000 parameters, well under SQLite's limit
+PG_EPOCH_MS = 946_684_800_000  # 2000-01-01T00:00:00Z, where PostgreSQL's binary times start
 
 Row = tuple[int, int, float]  # (series_id, epoch ms, value)
 Bucket = tuple[int, int, float, float, float]  # (bucket ms, count, sum, min, max)
+Ints = npt.NDArray[np.int64]
+Floats = npt.NDArray[np.float64]
 
 
-def to_ms(moment: datetime) -> int:
-    return (moment - EPOCH) // MILLISECOND
+@dataclass(frozen=True, slots=True)
+class Rows:
+    """Observation rows as three numpy columns, sorted by series then time, unique."""
 
+    series: Ints
+    ms: Ints
+    values: Floats
 
-def from_ms(ms: int) -> datetime:
-    return EPOCH + timedelta(milliseconds=ms)
+    def __len__(self) -> int:
+        return len(self.ms)
+
+    @classmethod
+    def empty(cls) -> Rows:
+        return cls(np.empty(0, np.int64), np.empty(0, np.int64), np.empty(0, np.float64))
+
+    @classmethod
+    def of(cls, rows: Sequence[Row]) -> Rows:
+        if not rows:
+            return cls.empty()
+        series, ms, values = zip(*rows, strict=True)
+        return cls(np.array(series, np.int64), np.array(ms, np.int64), np.array(values, np.float64))
+
+    def take(self, keep: npt.NDArray[Any]) -> Rows:
+        return Rows(self.series[keep], self.ms[keep], self.values[keep])
+
+    def tuples(self) -> list[Row]:
+        return list(zip(self.series.tolist(), self.ms.tolist(), self.values.tolist(), strict=True))
 
 
 def _driver(session: Session) -> Any:
@@ -60,88 +91,145 @@ def write_observations(session: Session, rows: Sequence[Row]) -> list[Row]:
 
     Rows already stored are left as they are: a replayed batch changes nothing.
     """
-    if not rows:
-        return []
+    ordered = sorted(rows, key=lambda row: (row[0], row[1]))
+    return write_rows(session, Rows.of(ordered)).tuples()
+
+
+def write_rows(session: Session, rows: Rows) -> Rows:
+    """Insert sorted, unique rows; return those that were not stored yet."""
+    if not len(rows):
+        return rows
     if _is_postgres(session):
         return _write_postgres(_driver(session), rows)
     return _write_sqlite(_driver(session), rows)
 
 
-def _write_sqlite(connection: Any, rows: Sequence[Row]) -> list[Row]:
+def _write_sqlite(connection: Any, rows: Rows) -> Rows:
+    # One executemany in key order (cheaper for the B-tree than arrival order); only when
+    # the row count says some were already there is the batch redone to learn which.
+    series, ms, values = rows.series.tolist(), rows.ms.tolist(), rows.values.tolist()
     cursor = connection.cursor()
+    if not connection.in_transaction:
+        # The driver opens transactions lazily; a SAVEPOINT outside one would commit on
+        # RELEASE, splitting the batch from its series update.
+        cursor.execute("BEGIN")
+    cursor.execute("SAVEPOINT telemetry_write")
+    cursor.executemany(
+        "INSERT INTO observation (series_id, ts, value) VALUES (?,?,?) ON CONFLICT DO NOTHING",
+        zip(series, ms, values, strict=True),
+    )
+    if cursor.rowcount == len(series):
+        cursor.execute("RELEASE telemetry_write")
+        cursor.close()
+        return rows
+    cursor.execute("ROLLBACK TO telemetry_write")
+    cursor.execute("RELEASE telemetry_write")
     inserted: set[tuple[int, int]] = set()
-    complete = True
-    for start in range(0, len(rows), SQLITE_CHUNK):
-        chunk = rows[start : start + SQLITE_CHUNK]
-        sql = (
+    for start in range(0, len(series), SQLITE_CHUNK):
+        chunk = list(
+            zip(
+                series[start : start + SQLITE_CHUNK],
+                ms[start : start + SQLITE_CHUNK],
+                values[start : start + SQLITE_CHUNK],
+                strict=True,
+            )
+        )
+        cursor.execute(
             "INSERT INTO observation (series_id, ts, value) VALUES "
             + ",".join(["(?,?,?)"] * len(chunk))
-            + " ON CONFLICT DO NOTHING RETURNING series_id, ts"
+            + " ON CONFLICT DO NOTHING RETURNING series_id, ts",
+            [value for row in chunk for value in row],
         )
-        cursor.execute(sql, [value for row in chunk for value in row])
-        returned = cursor.fetchall()
-        if len(returned) != len(chunk):
-            complete = False
-        inserted.update(returned)
+        inserted.update(cursor.fetchall())
     cursor.close()
-    if complete:
-        return list(rows)
-    return [row for row in rows if (row[0], row[1]) in inserted]
+    return rows.take(_is_in(series, ms, inserted))
 
 
-def _write_postgres(connection: psycopg.Connection[Any], rows: Sequence[Row]) -> list[Row]:
+def _is_in(series: list[int], ms: list[int], keys: set[tuple[int, int]]) -> npt.NDArray[Any]:
+    return np.fromiter((key in keys for key in zip(series, ms, strict=True)), bool, len(ms))
+
+
+# PostgreSQL's binary COPY format, one row: field count, then (length, value) per field.
+_COPY_ROW = np.dtype(
+    [
+        ("fields", ">i2"),
+        ("series_length", ">i4"),
+        ("series", ">i4"),
+        ("ts_length", ">i4"),
+        ("ts", ">i8"),  # microseconds since 2000-01-01 UTC
+        ("value_length", ">i4"),
+        ("value", ">f8"),
+    ]
+)
+_COPY_HEADER = b"PGCOPY\n\xff\r\n\x00" + bytes(8)  # signature, flags, no header extension
+_COPY_TRAILER = b"\xff\xff"
+
+
+def copy_payload(rows: Rows) -> bytes:
+    """The whole batch as one binary COPY stream, built by numpy (no Python per row)."""
+    block = np.empty(len(rows), dtype=_COPY_ROW)
+    block["fields"] = 3
+    block["series_length"] = 4
+    block["series"] = rows.series
+    block["ts_length"] = 8
+    block["ts"] = (rows.ms - PG_EPOCH_MS) * 1000
+    block["value_length"] = 8
+    block["value"] = rows.values
+    return _COPY_HEADER + block.tobytes() + _COPY_TRAILER
+
+
+def _write_postgres(connection: psycopg.Connection[Any], rows: Rows) -> Rows:
     # Fast path: COPY straight into the table. A duplicate makes COPY fail as a whole, so
     # it runs under a savepoint and the batch falls back to a staging table + ON CONFLICT.
-    records = [(sid, from_ms(ms), value) for sid, ms, value in rows]
+    payload = copy_payload(rows)
     with connection.cursor() as cursor:
         cursor.execute("SAVEPOINT telemetry_copy")
         try:
-            _copy(cursor, "observation", records)
+            _copy(cursor, "observation", payload)
         except psycopg.errors.UniqueViolation:
             cursor.execute("ROLLBACK TO SAVEPOINT telemetry_copy")
         else:
             cursor.execute("RELEASE SAVEPOINT telemetry_copy")
-            return list(rows)
+            return rows
         cursor.execute(
             "CREATE TEMP TABLE IF NOT EXISTS observation_staging "
             "(series_id int, ts timestamptz, value float8) ON COMMIT DELETE ROWS"
         )
         cursor.execute("DELETE FROM observation_staging")
-        _copy(cursor, "observation_staging", records)
+        _copy(cursor, "observation_staging", payload)
         cursor.execute(
             "INSERT INTO observation (series_id, ts, value) "
-            "SELECT DISTINCT ON (series_id, ts) series_id, ts, value FROM observation_staging "
-            "ORDER BY series_id, ts ON CONFLICT DO NOTHING RETURNING series_id, ts"
+            "SELECT series_id, ts, value FROM observation_staging "
+            "ON CONFLICT DO NOTHING RETURNING series_id, "
+            "CAST(extract(epoch FROM ts) * 1000 AS bigint)"
         )
-        inserted = {(sid, to_ms(ts)) for sid, ts in cursor.fetchall()}
+        inserted = {(sid, int(ms)) for sid, ms in cursor.fetchall()}
         cursor.execute("DELETE FROM observation_staging")
-    return [row for row in rows if (row[0], row[1]) in inserted]
+    return rows.take(_is_in(rows.series.tolist(), rows.ms.tolist(), inserted))
 
 
-def _copy(cursor: psycopg.Cursor[Any], table: str, records: Iterable[tuple[Any, ...]]) -> None:
+def _copy(cursor: psycopg.Cursor[Any], table: str, payload: bytes) -> None:
     with cursor.copy(f"COPY {table} (series_id, ts, value) FROM STDIN (FORMAT BINARY)") as copy:
-        copy.set_types(["int4", "timestamptz", "float8"])
-        for record in records:
-            copy.write_row(record)
+        copy.write(payload)
 
 
-def touch_series(session: Session, rows: Sequence[Row]) -> None:
+def touch_series(session: Session, rows: Rows) -> None:
     """Update each series' last value and mark its rollups stale from the oldest new time.
 
-    `rows` must be sorted by series then time. One statement per batch, whatever its size.
+    `rows` are sorted by series then time. One statement per batch, whatever its size.
     """
-    summary: list[tuple[int, int, float, int]] = []  # (id, last ms, last value, first ms)
-    for sid, ms, value in rows:
-        if summary and summary[-1][0] == sid:
-            first = summary[-1][3]
-            summary[-1] = (sid, ms, value, first)
-        else:
-            summary.append((sid, ms, value, ms))
-    if not summary:
+    if not len(rows):
         return
+    series = rows.series
+    firsts = np.flatnonzero(np.r_[True, series[1:] != series[:-1]])
+    lasts = np.r_[firsts[1:] - 1, len(series) - 1]
+    ids = series[firsts].tolist()
+    first_ms = rows.ms[firsts].tolist()
+    last_ms = rows.ms[lasts].tolist()
+    last_values = rows.values[lasts].tolist()
     if _is_postgres(session):
-        session.execute(
-            text(
+        with _driver(session).cursor() as cursor:
+            cursor.execute(
                 "UPDATE telemetry_series AS s SET "
                 "last_value = CASE WHEN s.last_ts IS NULL OR u.ts >= s.last_ts "
                 "THEN u.value ELSE s.last_value END, "
@@ -149,17 +237,13 @@ def touch_series(session: Session, rows: Sequence[Row]) -> None:
                 "THEN u.ts ELSE s.last_ts END, "
                 "dirty_since = LEAST(s.dirty_since, u.first), "
                 "dirty_generation = s.dirty_generation + 1 "
-                "FROM unnest(CAST(:ids AS int[]), CAST(:ts AS timestamptz[]), "
-                "CAST(:values AS float8[]), CAST(:firsts AS timestamptz[])) "
-                "AS u(id, ts, value, first) WHERE s.id = u.id"
-            ),
-            {
-                "ids": [s[0] for s in summary],
-                "ts": [from_ms(s[1]) for s in summary],
-                "values": [s[2] for s in summary],
-                "firsts": [from_ms(s[3]) for s in summary],
-            },
-        )
+                "FROM (SELECT id, value, "
+                "TIMESTAMPTZ 'epoch' + ms * INTERVAL '1 millisecond' AS ts, "
+                "TIMESTAMPTZ 'epoch' + first_ms * INTERVAL '1 millisecond' AS first "
+                "FROM unnest(%s::int[], %s::bigint[], %s::float8[], %s::bigint[]) "
+                "AS v(id, ms, value, first_ms)) AS u WHERE s.id = u.id",
+                (ids, last_ms, last_values, first_ms),
+            )
         return
     cursor = _driver(session).cursor()
     cursor.executemany(
@@ -168,7 +252,7 @@ def touch_series(session: Session, rows: Sequence[Row]) -> None:
         "last_ts = CASE WHEN last_ts IS NULL OR ?1 >= last_ts THEN ?1 ELSE last_ts END, "
         "dirty_since = min(coalesce(dirty_since, ?3), ?3), "
         "dirty_generation = dirty_generation + 1 WHERE id = ?4",
-        [(last, value, first, sid) for sid, last, value, first in summary],
+        zip(last_ms, last_values, first_ms, ids, strict=True),
     )
     cursor.close()
 
