@@ -19,6 +19,7 @@ from territoire.tenancy import service as tenancy
 from territoire.tenancy.models import Role, Tenant
 
 from .conftest import World
+from .interventions.isolation import OPERATIONS_BODIES, OPERATIONS_FACTORIES
 from .requests.isolation import ACTING_TENANT_PARAMETERS, REQUEST_BODIES, REQUEST_FACTORIES
 
 BOUNDARY = {
@@ -72,6 +73,8 @@ BODIES: dict[tuple[str, str], Any] = {}
 
 FACTORIES.update(REQUEST_FACTORIES)
 BODIES.update(REQUEST_BODIES)
+FACTORIES.update(OPERATIONS_FACTORIES)
+BODIES.update(OPERATIONS_BODIES)
 
 PARAMETER = re.compile(r"{([^}:]+)(?::[^}]+)?}")
 

@@ -76,8 +76,8 @@ def test_from_the_console_to_the_field(
     assert "Critique" in row.inner_text()
     acknowledge = row.get_by_role("button", name=re.compile(f"^Acquitter.*{re.escape(message)}"))
     acknowledge.focus()
-    page.keyboard.press("Enter")  # keyboard only
-    page.wait_for_load_state()
+    with page.expect_navigation():
+        page.keyboard.press("Enter")  # keyboard only
     assert "Active, acquittée" in page.locator(f'tr[data-alarm="{cabinet_id}"]').inner_text()
 
     page.locator(f'tr[data-alarm="{cabinet_id}"] th a').click()
@@ -96,8 +96,8 @@ def test_from_the_console_to_the_field(
     width = phone.evaluate("document.documentElement.scrollWidth")
     assert width <= 390, "the field page fits a phone without sideways scrolling"
     section = phone.locator(".ops-field-order", has=card)
-    section.get_by_role("button", name="Démarrer").click()
-    phone.wait_for_url(f"{base}/field")
+    with phone.expect_navigation():
+        section.get_by_role("button", name="Démarrer").click()
     card = phone.locator(f'[data-work-order="{order_id}"]')
     section = phone.locator(".ops-field-order", has=card)
     section.get_by_text("Compte rendu d’intervention").click()
@@ -106,8 +106,9 @@ def test_from_the_console_to_the_field(
     section.get_by_label("Photo (JPEG, PNG ou WebP, 4 Mo au plus)").set_input_files(
         {"name": "armoire.jpg", "mimeType": "image/jpeg", "buffer": JPEG}
     )
-    section.get_by_role("button", name="Enregistrer et marquer terminé").click()
-    phone.wait_for_url(f"{base}/field")
+    with phone.expect_navigation():
+        section.get_by_role("button", name="Enregistrer et marquer terminé").click()
+    assert phone.url == f"{base}/field"
     assert phone.locator(f'[data-work-order="{order_id}"]').count() == 0
 
     with database.session() as session:

@@ -194,19 +194,21 @@ def test_service_levels_are_configurable(world: World) -> None:
         "resolve_minutes": 240,
     }
     admin = world.api(place.tenant, Role.ADMIN)
-    body = {"acknowledge_minutes": 5, "start_minutes": 30, "resolve_minutes": 120}
-    assert (
-        world.api(place.tenant, Role.OPERATOR)
-        .put("/api/v1/service-levels/urgent", json=body)
-        .status_code
-        == 403
-    )
-    assert admin.put("/api/v1/service-levels/urgent", json=body).status_code == 200
-    backwards = {"acknowledge_minutes": 500, "start_minutes": 30, "resolve_minutes": 120}
-    assert admin.put("/api/v1/service-levels/high", json=backwards).status_code == 422
-    assert admin.put("/api/v1/service-levels/soon", json=body).status_code == 422
-    zero = {"acknowledge_minutes": 0, "start_minutes": 30, "resolve_minutes": 120}
-    assert admin.put("/api/v1/service-levels/low", json=zero).status_code == 422
+    operator = world.api(place.tenant, Role.OPERATOR)
+    url = "/api/v1/service-levels"
+    body = {
+        "priority": "urgent",
+        "acknowledge_minutes": 5,
+        "start_minutes": 30,
+        "resolve_minutes": 120,
+    }
+    assert operator.put(url, json=body).status_code == 403
+    assert admin.put(url, json=body).status_code == 200
+    backwards = {**body, "priority": "high", "acknowledge_minutes": 500}
+    assert admin.put(url, json=backwards).status_code == 422
+    assert admin.put(url, json={**body, "priority": "soon"}).status_code == 422
+    zero = {**body, "priority": "low", "acknowledge_minutes": 0}
+    assert admin.put(url, json=zero).status_code == 422
     levels = {row["priority"]: row for row in reader.get("/api/v1/service-levels").json()}
     assert levels["urgent"]["resolve_minutes"] == 120
     assert levels["high"]["acknowledge_minutes"] == 60, "the refused change left the default"

@@ -38,7 +38,6 @@ from territoire.interventions.schemas import (
     PhotoOut,
     ReportIn,
     ReportOut,
-    ServiceLevelIn,
     ServiceLevelOut,
     SlaOut,
     TeamIn,
@@ -469,13 +468,15 @@ def add_photo(
     session: DbSession,
     settings: AppSettings,
     principal: FieldWorker,
-    photo: Annotated[UploadFile, File(description="JPEG, PNG or WebP, at most 4 MB")],
+    photo: Annotated[UploadFile | None, File(description="JPEG, PNG or WebP, ≤ 4 MB")] = None,
     report_id: Annotated[str | None, Form(max_length=36)] = None,
 ) -> PhotoOut:
     order = service.get_work_order(session, principal.tenant_id, work_order_id)
     service.check_may_act(
         session, order, "report", user_id=principal.user_id, may_operate=may_operate(principal)
     )
+    if photo is None:
+        raise invalid("photo", "send the image as the multipart field 'photo'")
     content = photo.file.read(service.MAX_PHOTO_BYTES + 1)
     stored = service.add_photo(
         session,
@@ -525,12 +526,13 @@ def service_levels(session: DbSession, principal: Reader) -> list[ServiceLevelOu
     return _levels_out(service.service_levels(session, principal.tenant_id))
 
 
-@api.put("/service-levels/{priority}", response_model=list[ServiceLevelOut])
+@api.put("/service-levels", response_model=list[ServiceLevelOut])
 def set_service_level(
-    priority: Priority, body: ServiceLevelIn, session: DbSession, principal: Administrator
+    body: ServiceLevelOut, session: DbSession, principal: Administrator
 ) -> list[ServiceLevelOut]:
+    """Set the targets of one priority (given in the body); the others are unchanged."""
     targets = Targets(body.acknowledge_minutes, body.start_minutes, body.resolve_minutes)
-    service.set_service_level(session, principal.tenant_id, priority, targets)
+    service.set_service_level(session, principal.tenant_id, body.priority, targets)
     return _levels_out(service.service_levels(session, principal.tenant_id))
 
 

@@ -72,7 +72,3 @@ BOARD_COLUMNS = (
     WorkOrderStatus.ON_HOLD,
     WorkOrderStatus.DONE,
 )
-
-
-def label_of(labels: dict[str, str], value: str) -> str:
-    return labels.get(value, value)

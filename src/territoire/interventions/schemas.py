@@ -181,15 +181,14 @@ class WorkOrderPageOut(BaseModel):
     next_offset: int | None
 
 
-class ServiceLevelIn(BaseModel):
+class ServiceLevelOut(BaseModel):
+    """The targets of one priority, in minutes (also the body that sets them)."""
+
     model_config = ConfigDict(extra="forbid")
+    priority: Priority
     acknowledge_minutes: int
     start_minutes: int
     resolve_minutes: int
-
-
-class ServiceLevelOut(ServiceLevelIn):
-    priority: Priority
 
 
 # --- KPIs ----------------------------------------------------------------------------

@@ -14,7 +14,7 @@ import os
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -995,7 +995,3 @@ def created_between(
     if commune_id is not None:
         clauses.append(WorkOrder.commune_id == commune_id)
     return list(session.scalars(select(WorkOrder).where(*clauses).order_by(WorkOrder.created_at)))
-
-
-def minutes_between(start: datetime, end: datetime) -> float:
-    return (end - start) / timedelta(minutes=1)

@@ -220,21 +220,25 @@ class LampOut(Lighting):
     dark_ratio: float = Field(default=0.2, gt=0, lt=1)
     samples: int = Field(default=12, ge=1, le=500)
     cabinet_share: float = Field(default=0.3, gt=0, le=1)
+    max_switches: int = Field(default=1, ge=1, le=100)
 
     def describe(self, lang: str) -> str:
         if lang == "fr":
             return (
                 "Alarme lorsqu'un point lumineux que son armoire commande allumé consomme "
                 f"moins de {_pct(self.dark_ratio, lang)} de sa puissance nominale sur "
-                f"{self.samples} relevés consécutifs, sauf si au moins "
+                f"{self.samples} relevés consécutifs, s'il ne s'est pas éteint plus de "
+                f"{self.max_switches} fois en 24 h (sinon il clignote) et sauf si au moins "
                 f"{_pct(self.cabinet_share, lang)} des points de l'armoire sont éteints en même "
                 "temps (c'est alors un défaut d'armoire) ; levée au premier relevé allumé."
             )
         return (
             "Alarm when a street light that its cabinet commands on draws less than "
             f"{_pct(self.dark_ratio, lang)} of its nominal power on {self.samples} consecutive "
-            f"readings, unless at least {_pct(self.cabinet_share, lang)} of the cabinet's "
-            "lights are dark at the same time (a cabinet fault); cleared by the first lit reading."
+            f"readings, if it has not gone dark more than {self.max_switches} time(s) in 24 h "
+            f"(else it is cycling) and unless at least {_pct(self.cabinet_share, lang)} of the "
+            "cabinet's lights are dark at the same time (a cabinet fault); cleared by the first "
+            "lit reading."
         )
 
 
@@ -316,7 +320,7 @@ class NightFlow(Definition):
     window_start: str = "02:00"
     window_end: str = "04:00"
     baseline_nights: int = Field(default=7, ge=2, le=60)
-    margin: float = Field(default=0.1, gt=0, le=10)
+    margin: float = Field(default=0.12, gt=0, le=10)
     nights: int = Field(default=1, ge=1, le=14)
     burst_ratio: float = Field(default=1.5, gt=0, le=100)
     lateness_minutes: int = Field(default=30, ge=0, le=720)
@@ -467,10 +471,10 @@ class UnoccupiedHeating(Definition):
     temperature_attribute: Attribute = "temperature"
     energy_attribute: Attribute = "gasConsumption"
     occupancy_attribute: Attribute | None = "occupancy"
-    tolerance: float = Field(default=0.5, gt=0, le=10)
     after_closing_minutes: int = Field(default=60, ge=0, le=720)
     before_opening_minutes: int = Field(default=120, ge=0, le=720)
     hours: float = Field(default=3.0, gt=0, le=72)
+    default_setback: float = Field(default=4.0, gt=0, le=30)
     default_types: ClassVar[tuple[str, ...]] = ("Building",)
 
     def describe(self, lang: str) -> str:
@@ -478,19 +482,23 @@ class UnoccupiedHeating(Definition):
             return (
                 "Chauffage hors occupation : en dehors des horaires d'ouverture "
                 f"({self.after_closing_minutes} min après la fermeture, jusqu'à "
-                f"{self.before_opening_minutes} min avant l'ouverture), alarme lorsque la "
-                f"température reste à moins de {_num(self.tolerance, lang)} °C de la "
-                f"température de confort (médiane des heures d'ouverture) pendant "
-                f"{_num(self.hours, lang)} h alors que « {self.energy_attribute} » montre que "
-                "le chauffage fonctionne ; levée lorsque la température redescend."
+                f"{self.before_opening_minutes} min avant l'ouverture), alarme lorsque le "
+                f"chauffage (« {self.energy_attribute} ») maintient pendant "
+                f"{_num(self.hours, lang)} h une température plus proche de celle des heures "
+                "d'ouverture que de la température réduite habituelle du bâtiment vide "
+                f"(apprise ; {_num(self.default_setback, lang)} °C de moins tant qu'elle ne "
+                "l'est pas). Un thermomètre figé ne prouve rien. Levée lorsque la "
+                "température redescend."
             )
         return (
             "Heating while unoccupied: outside opening hours (from "
             f"{self.after_closing_minutes} min after closing until "
-            f"{self.before_opening_minutes} min before opening), alarm when the temperature "
-            f"stays within {_num(self.tolerance, lang)} °C of the comfort temperature (median "
-            f"of opening hours) for {_num(self.hours, lang)} h while '{self.energy_attribute}' "
-            "shows the heating running; cleared when the temperature drops."
+            f"{self.before_opening_minutes} min before opening), alarm when the heating "
+            f"('{self.energy_attribute}') holds for {_num(self.hours, lang)} h a temperature "
+            "closer to that of opening hours than to the building's usual set-back "
+            f"temperature when empty (learnt; {_num(self.default_setback, lang)} °C lower "
+            "until it is). A frozen thermometer proves nothing. Cleared when the temperature "
+            "drops."
         )
 
 

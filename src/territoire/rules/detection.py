@@ -61,6 +61,9 @@ FAMILIES: dict[FaultKind, tuple[str, ...]] = {
     FaultKind.BUILDING_LIT_UNOCCUPIED: ("building-lit-unoccupied",),
     FaultKind.PARKING_STUCK_OCCUPIED: ("stuck-occupancy",),
 }
+# A fill sensor reads at most 100 % (±1 %): the hourly reading before the one where the
+# content passes the capacity already says "full". Such an alarm is the detection.
+EARLY_HOURS: dict[FaultKind, float] = {FaultKind.CONTAINER_OVERFLOW: 2.0}
 
 
 @dataclass(frozen=True)
@@ -201,10 +204,11 @@ def _run(database: Database, config: Config, progress: Progress | None) -> Repor
             progress(day_number + 1, total_days, readings)
     scored_from = simulation.start + config.warmup_days * 86_400
     scored_until = scored_from + config.days * 86_400
-    faults = [f for f in simulation.truth() if scored_from <= f.start < scored_until]
-    warmup_faults = [f for f in simulation.truth() if f.start < scored_from]
+    truth = simulation.truth()
+    faults = [f for f in truth if scored_from <= f.start < scored_until]
+    others = [f for f in truth if not scored_from <= f.start < scored_until]
     found = _alarms(database, tenant_id)
-    results = score(faults, warmup_faults, found, scored_from, config.grace_hours)
+    results = score(faults, others, found, scored_from, scored_until, config.grace_hours)
     return Report(
         config,
         results,
@@ -265,18 +269,21 @@ def _alarms(database: Database, tenant_id: int) -> list[AlarmRow]:
 
 def score(
     faults: list[Fault],
-    warmup_faults: list[Fault],
+    others: list[Fault],
     found: list[AlarmRow],
-    scored_from: int,
+    scored_from: float,
+    scored_until: float,
     grace_hours: float,
 ) -> list[KindResult]:
+    """`faults` start in the scored period; `others` (warm-up, tail) are not scored, and
+    an alarm that detects one of them is neither a detection nor a false alarm."""
     grace = grace_hours * HOUR
     results = []
     for kind, keys in FAMILIES.items():
         result = KindResult(kind.value)
         mine = [a for a in found if a.rule_key in keys]
         targets = [f for f in faults if f.kind is kind]
-        earlier = [f for f in warmup_faults if f.kind is kind]
+        unscored = [f for f in others if f.kind is kind]
         result.injected = len(targets)
         for fault in targets:
             hits = [a.raised_at for a in mine if _matches(a, fault, grace)]
@@ -286,10 +293,10 @@ def score(
             else:
                 result.missed.append(f"{fault.id} {fault.entity} {_iso(fault.start)}")
         for alarm in mine:
-            if alarm.raised_at < scored_from:
+            if not scored_from <= alarm.raised_at < scored_until + grace:
                 continue
-            if any(_matches(alarm, f, grace) for f in earlier):
-                continue  # continues a warm-up fault: neither found nor false
+            if any(_matches(alarm, f, grace) for f in unscored):
+                continue
             result.alarms += 1
             if not any(_matches(alarm, f, grace) for f in targets):
                 result.false_alarms += 1
@@ -299,7 +306,11 @@ def score(
 
 
 def _matches(alarm: AlarmRow, fault: Fault, grace: float) -> bool:
-    return alarm.entity == fault.entity and fault.start <= alarm.raised_at <= fault.end + grace
+    early = EARLY_HOURS.get(fault.kind, 0.0) * HOUR
+    return (
+        alarm.entity == fault.entity
+        and fault.start - early <= alarm.raised_at <= fault.end + grace
+    )
 
 
 def _iso(epoch: float) -> str:

@@ -440,23 +440,34 @@ def _route(
     entities: Entities,
     errors: _Errors,
 ) -> dict[tuple[CompiledRule, str], list[Point]]:
+    by_attribute: dict[str, list[Point]] = defaultdict(list)
+    for point in points:
+        by_attribute[point.attribute].append(point)
     routed: dict[tuple[CompiledRule, str], list[Point]] = {}
     for rule in compiled:
-        attributes = rule.evaluator.attributes
+        attributes = [a for a in rule.evaluator.attributes if a in by_attribute]
         if not attributes:
             continue
         ctx = Context(tenant_id, entities, rule.scope)
         subject_of = rule.evaluator.subject
+        mine: dict[str, list[Point]] = {}
         try:
-            for point in points:
-                if point.attribute in attributes:
+            for attribute in attributes:
+                for point in by_attribute[attribute]:
                     subject = subject_of(point, ctx)
                     if subject is not None:
-                        routed.setdefault((rule, subject), []).append(point)
+                        found = mine.get(subject)
+                        if found is None:
+                            mine[subject] = [point]
+                        else:
+                            found.append(point)
         except Exception as error:
             errors.add(rule, "routing", error)
-            for key in [k for k in routed if k[0] is rule]:
-                del routed[key]
+            continue
+        for subject, subject_points in mine.items():
+            if len(attributes) > 1:
+                subject_points.sort(key=lambda p: p.ts)  # merge the attributes' time lines
+            routed[(rule, subject)] = subject_points
     return routed
 
 

@@ -1,32 +1,31 @@
 """MQTT transport: the scale-out worker and a QoS 1 publisher.
 
 The worker holds a persistent MQTT 5 session (clean start off, a session expiry) with
-a stable client id, so the broker keeps what is published while it is down. It reads
-with manual acknowledgement: a message is acknowledged only after the transaction that
-stores it has committed. A crash before that leaves the message unacknowledged, and the
-broker delivers it again; storing is idempotent, so the replay adds nothing twice.
+a stable client id, so the broker keeps what is published while it is down, through
+the lean consumer of `territoire.telemetry.wire` (decision 0210). A message is
+acknowledged only after the transaction that stores it has committed. A crash before
+that leaves the message unacknowledged, and the broker delivers it again; storing is
+idempotent, so the replay adds nothing twice.
 Several workers share the load through a shared subscription (`$share/<group>/…`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import queue
 import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 from urllib.parse import urlparse
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
-from paho.mqtt.packettypes import PacketTypes
-from paho.mqtt.properties import Properties
-from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from territoire.db import Database
 from territoire.telemetry.bus import SUBSCRIPTIONS, Limits, TelemetryHandler
+from territoire.telemetry.wire import ConsumerSession, Delivery, ProtocolError
 
 log = logging.getLogger("territoire.telemetry")
 
@@ -46,17 +45,14 @@ def parse_mqtt_url(url: str) -> BrokerAddress:
     return BrokerAddress(parsed.hostname, parsed.port or 1883, parsed.username, parsed.password)
 
 
-@dataclass(frozen=True)
-class _Received:
-    generation: int
-    mid: int
-    qos: int
-    topic: str
-    payload: bytes
-
-
 class MqttWorker:
-    """Consume telemetry topics into the database; `start()` returns, `stop()` ends."""
+    """Consume telemetry topics into the database; `start()` returns, `stop()` ends.
+
+    Two threads: the reader keeps the connection (reconnecting when it drops) and hands
+    deliveries over; the consumer stores them in batches and acknowledges each batch in
+    one write after its commit. Reading the next batch while one is being stored keeps
+    both the socket and the database busy.
+    """
 
     def __init__(
         self,
@@ -82,74 +78,50 @@ class MqttWorker:
         self.stored = 0
         self.handled = 0
         self.failures = 0
-        self._inbox: queue.Queue[_Received] = queue.Queue()
+        # Lists of (generation, delivery), one list per socket read.
+        self._inbox: queue.Queue[list[tuple[int, Delivery]]] = queue.Queue()
         self._generation = 0
         self._stop = threading.Event()
         self._subscribed = threading.Event()
-        self._thread: threading.Thread | None = None
-        self._client = self._new_client()
+        self._drop = threading.Event()  # the consumer asks for a fresh connection
+        self._threads: list[threading.Thread] = []
+        self._session = self._new_session()
 
-    # --- connection --------------------------------------------------------------------
-
-    def _new_client(self) -> mqtt.Client:
-        client = mqtt.Client(
-            CallbackAPIVersion.VERSION2,
-            client_id=self.client_id,
-            protocol=MQTTProtocolVersion.MQTTv5,
-            manual_ack=True,
+    def _new_session(self) -> ConsumerSession:
+        return ConsumerSession(
+            self.address.host,
+            self.address.port,
+            self.client_id,
+            session_expiry=self.session_expiry,
+            # The broker sends at most this many unacknowledged messages: two batches,
+            # one being stored while the next arrives.
+            receive_maximum=max(self.batch_size * 2, 20),
+            username=self.address.username,
+            password=self.address.password,
         )
-        if self.address.username:
-            client.username_pw_set(self.address.username, self.address.password)
-        client.on_connect = self._on_connect
-        client.on_message = self._on_message
-        client.on_disconnect = self._on_disconnect
-        client.reconnect_delay_set(min_delay=1, max_delay=5)
-        return client
 
-    def _connect_properties(self) -> Properties:
-        properties = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
-        properties.SessionExpiryInterval = self.session_expiry
-        properties.ReceiveMaximum = min(65535, max(self.batch_size * 2, 20))
-        return properties
-
-    def _on_connect(self, client: mqtt.Client, _u: Any, _f: Any, reason: Any, _p: Any) -> None:
-        if reason.is_failure:
-            log.warning("MQTT connection refused: %s", reason)
-            return
-        self._generation += 1
-        options = SubscribeOptions(qos=1)
-        topics = [(f"$share/{self.share_group}/{topic}", options) for topic in self.subscriptions]
-        client.subscribe(topics)
-        self._subscribed.set()
-
-    def _on_disconnect(self, _c: mqtt.Client, _u: Any, _f: Any, reason: Any, _p: Any) -> None:
-        self._subscribed.clear()
-        if not self._stop.is_set():
-            log.warning("MQTT connection lost (%s); reconnecting", reason)
-
-    def _on_message(self, _c: mqtt.Client, _u: Any, message: mqtt.MQTTMessage) -> None:
-        self._inbox.put(
-            _Received(
-                self._generation, message.mid, message.qos, message.topic, bytes(message.payload)
-            )
-        )
+    @property
+    def _topics(self) -> list[str]:
+        return [f"$share/{self.share_group}/{topic}" for topic in self.subscriptions]
 
     # --- life cycle --------------------------------------------------------------------
 
     def start(self, timeout: float = 10.0) -> None:
         self._stop.clear()
-        self._client.connect(
-            self.address.host,
-            self.address.port,
-            keepalive=30,
-            clean_start=False,
-            properties=self._connect_properties(),
-        )
-        self._client.loop_start()
-        if not self._subscribed.wait(timeout):
-            raise TimeoutError(f"no MQTT session with {self.address.host}:{self.address.port}")
-        self._thread = threading.Thread(target=self._run, name="telemetry-worker", daemon=True)
-        self._thread.start()
+        try:
+            self._session.open(self._topics, timeout)
+        except OSError as error:
+            raise TimeoutError(
+                f"no MQTT session with {self.address.host}:{self.address.port}: {error}"
+            ) from error
+        self._generation += 1
+        self._subscribed.set()
+        self._threads = [
+            threading.Thread(target=self._read, name="telemetry-mqtt-reader", daemon=True),
+            threading.Thread(target=self._run, name="telemetry-worker", daemon=True),
+        ]
+        for thread in self._threads:
+            thread.start()
 
     def stop(self, *, clear_session: bool = False) -> None:
         """Stop after the batch in hand; what was not stored stays unacknowledged.
@@ -158,85 +130,100 @@ class MqttWorker:
         for good: otherwise the broker keeps queueing its share of the messages.
         """
         self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=30)
-        self._client.disconnect()
-        self._client.loop_stop()
-        if clear_session:
-            closer = mqtt.Client(
-                CallbackAPIVersion.VERSION2,
-                client_id=self.client_id,
-                protocol=MQTTProtocolVersion.MQTTv5,
-            )
-            if self.address.username:
-                closer.username_pw_set(self.address.username, self.address.password)
-            closer.connect(self.address.host, self.address.port, clean_start=True)
-            closer.loop_start()
-            time.sleep(0.2)
-            closer.disconnect()
-            closer.loop_stop()
+        for thread in self._threads:
+            thread.join(timeout=30)
+        self._subscribed.clear()
+        if clear_session and not self._session.connected:
+            with contextlib.suppress(OSError):
+                self._session.open(self._topics)
+        self._session.disconnect(end_session=clear_session)
 
     def wait_subscribed(self, timeout: float) -> bool:
         return self._subscribed.wait(timeout)
 
+    # --- reading -----------------------------------------------------------------------
+
+    def _read(self) -> None:
+        while not self._stop.is_set():
+            if self._drop.is_set() or not self._session.connected:
+                self._reconnect()
+                continue
+            try:
+                deliveries = self._session.read(0.2)
+            except (OSError, ProtocolError) as error:
+                if not self._stop.is_set():
+                    log.warning("MQTT connection lost (%s); reconnecting", error)
+                self._session.close()
+                continue
+            if deliveries:
+                generation = self._generation
+                self._inbox.put([(generation, delivery) for delivery in deliveries])
+
+    def _reconnect(self) -> None:
+        self._subscribed.clear()
+        self._session.close()
+        while not self._inbox.empty():  # these come again, from the broker
+            self._inbox.get_nowait()
+        self._drop.clear()
+        while not self._stop.is_set():
+            try:
+                self._session.open(self._topics)
+            except OSError as error:
+                log.warning("MQTT broker unreachable (%s); retrying", error)
+                self._stop.wait(1.0)
+                continue
+            self._generation += 1
+            self._subscribed.set()
+            return
+
     # --- consuming ---------------------------------------------------------------------
 
     def _run(self) -> None:
+        pending: list[tuple[int, Delivery]] = []
         while not self._stop.is_set():
-            batch = self._collect()
+            batch, pending = self._collect(pending)
             if batch:
                 self._process(batch)
 
-    def _collect(self) -> list[_Received]:
-        try:
-            batch = [self._inbox.get(timeout=0.2)]
-        except queue.Empty:
-            return []
+    def _collect(
+        self, pending: list[tuple[int, Delivery]]
+    ) -> tuple[list[tuple[int, Delivery]], list[tuple[int, Delivery]]]:
+        batch = pending
+        if not batch:
+            try:
+                batch = self._inbox.get(timeout=0.2)
+            except queue.Empty:
+                return [], []
         deadline = time.monotonic() + self.batch_wait
         while len(batch) < self.batch_size:
             remaining = deadline - time.monotonic()
             try:
-                batch.append(self._inbox.get(timeout=max(remaining, 0.0)))
+                batch = batch + self._inbox.get(timeout=max(remaining, 0.0))
             except queue.Empty:
                 break
-        return batch
+        return batch[: self.batch_size], batch[self.batch_size :]
 
-    def _process(self, batch: list[_Received]) -> None:
+    def _process(self, batch: list[tuple[int, Delivery]]) -> None:
         try:
-            result = self.handler.handle([(m.topic, m.payload) for m in batch])
+            result = self.handler.handle([(d.topic, d.payload) for _g, d in batch])
         except Exception:
             # Nothing is acknowledged: the broker will deliver the batch again once the
             # session is resumed, which a fresh connection forces.
             self.failures += 1
             log.exception("telemetry batch of %d messages failed; will be redelivered", len(batch))
-            self._reconnect()
+            time.sleep(1.0)
+            self._drop.set()
             return
         self.stored += result.stored
         self.handled += len(batch)
-        for message in batch:
-            if message.qos > 0 and message.generation == self._generation:
-                self._client.ack(message.mid, message.qos)
-
-    def _reconnect(self) -> None:
-        time.sleep(1.0)
-        self._client.disconnect()
-        self._client.loop_stop()
-        while not self._inbox.empty():  # these will come again, from the broker
-            self._inbox.get_nowait()
-        self._client = self._new_client()
-        while not self._stop.is_set():
-            try:
-                self._client.connect(
-                    self.address.host,
-                    self.address.port,
-                    keepalive=30,
-                    clean_start=False,
-                    properties=self._connect_properties(),
-                )
-                self._client.loop_start()
-                return
-            except OSError:
-                time.sleep(1.0)
+        generation = self._generation
+        # Acknowledgements of an older connection would name packet ids the broker has
+        # reassigned since: those messages come again and are stored idempotently.
+        ids = [d.packet_id for g, d in batch if d.packet_id and g == generation]
+        try:
+            self._session.ack(ids)
+        except OSError:
+            self._drop.set()
 
 
 class MqttPublisher:

@@ -213,6 +213,11 @@ def _copy(cursor: psycopg.Cursor[Any], table: str, payload: bytes) -> None:
         copy.write(payload)
 
 
+def _array_text(values: list[int] | list[float]) -> str:
+    # repr of a float is its shortest exact form, which PostgreSQL reads back exactly.
+    return "{" + ",".join(map(repr, values)) + "}"
+
+
 def touch_series(session: Session, rows: Rows) -> None:
     """Update each series' last value and mark its rollups stale from the oldest new time.
 
@@ -242,7 +247,8 @@ def touch_series(session: Session, rows: Rows) -> None:
                 "TIMESTAMPTZ 'epoch' + first_ms * INTERVAL '1 millisecond' AS first "
                 "FROM unnest(%s::int[], %s::bigint[], %s::float8[], %s::bigint[]) "
                 "AS v(id, ms, value, first_ms)) AS u WHERE s.id = u.id",
-                (ids, last_ms, last_values, first_ms),
+                # Array literals: joined in C, where the driver's list adapter works per item.
+                tuple(_array_text(column) for column in (ids, last_ms, last_values, first_ms)),
             )
         return
     cursor = _driver(session).cursor()
@@ -353,36 +359,136 @@ def _recompute(
 def read_observations(
     session: Session, series_id: int, start_ms: int, end_ms: int, limit: int
 ) -> list[tuple[int, float]]:
-    rows = session.execute(
-        text(
-            "SELECT ts, value FROM observation WHERE series_id = :sid "
-            "AND ts >= :start AND ts < :end ORDER BY ts LIMIT :limit"
-        ),
-        {
-            "sid": series_id,
-            "start": db_time(session, start_ms),
-            "end": db_time(session, end_ms),
-            "limit": limit,
-        },
-    ).all()
-    if _is_postgres(session):
-        return [(to_ms(ts), value) for ts, value in rows]
-    return [(ts, value) for ts, value in rows]
+    rows = _fetch(
+        session,
+        f"SELECT {_ms_sql(session, 'ts')}, value FROM observation WHERE series_id = {{p}} "
+        "AND ts >= {p} AND ts < {p} ORDER BY ts LIMIT {p}",
+        (series_id, db_time(session, start_ms), db_time(session, end_ms), limit),
+    )
+    return [(int(ms), value) for ms, value in rows]
 
 
 def read_rollups(
     session: Session, table: str, series_id: int, start_ms: int, end_ms: int
 ) -> list[Bucket]:
-    rows = session.execute(
-        text(
-            f"SELECT bucket, count, sum, min, max FROM {table} WHERE series_id = :sid "
-            "AND bucket >= :start AND bucket < :end ORDER BY bucket"
-        ),
-        {"sid": series_id, "start": db_time(session, start_ms), "end": db_time(session, end_ms)},
-    ).all()
+    pieces = read_rollup_pieces(session, table, series_id, start_ms, end_ms)
+    return list(
+        zip(
+            pieces.ms.tolist(),
+            pieces.count.tolist(),
+            pieces.sum.tolist(),
+            pieces.min.tolist(),
+            pieces.max.tolist(),
+            strict=True,
+        )
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Pieces:
+    """Time-ordered parts of an aggregate as columns: rollup rows or raw rows (a raw row
+    is a piece of count 1). `aligned` is true when they are all rollup rows."""
+
+    ms: Ints
+    count: Ints
+    sum: Floats
+    min: Floats
+    max: Floats
+    aligned: bool
+
+    @classmethod
+    def of(cls, rows: list[tuple[Any, ...]], *, raw: bool) -> Pieces:
+        if not rows:
+            empty = np.empty(0, np.float64)
+            return cls(np.empty(0, np.int64), np.empty(0, np.int64), empty, empty, empty, not raw)
+        table = np.asarray(rows, dtype=np.float64)
+        ms = table[:, 0].astype(np.int64)
+        if raw:
+            values = np.ascontiguousarray(table[:, 1])
+            return cls(ms, np.ones(len(ms), np.int64), values, values, values, False)
+        return cls(
+            ms,
+            table[:, 1].astype(np.int64),
+            np.ascontiguousarray(table[:, 2]),
+            np.ascontiguousarray(table[:, 3]),
+            np.ascontiguousarray(table[:, 4]),
+            True,
+        )
+
+    @classmethod
+    def join(cls, *parts: Pieces) -> Pieces:
+        present = [part for part in parts if len(part.ms)]
+        if len(present) <= 1:
+            return present[0] if present else parts[0]
+        return cls(
+            np.concatenate([p.ms for p in present]),
+            np.concatenate([p.count for p in present]),
+            np.concatenate([p.sum for p in present]),
+            np.concatenate([p.min for p in present]),
+            np.concatenate([p.max for p in present]),
+            all(p.aligned for p in present),
+        )
+
+
+def read_raw_pieces(session: Session, series_id: int, start_ms: int, end_ms: int) -> Pieces:
+    if start_ms >= end_ms:
+        return Pieces.of([], raw=True)
+    rows = _fetch(
+        session,
+        f"SELECT {_ms_sql(session, 'ts')}, value FROM observation WHERE series_id = {{p}} "
+        "AND ts >= {p} AND ts < {p} ORDER BY ts",
+        (series_id, db_time(session, start_ms), db_time(session, end_ms)),
+    )
+    return Pieces.of(rows, raw=True)
+
+
+def read_rollup_pieces(
+    session: Session, table: str, series_id: int, start_ms: int, end_ms: int
+) -> Pieces:
+    rows = _fetch(
+        session,
+        f"SELECT {_ms_sql(session, 'bucket')}, count, sum, min, max FROM {table} "
+        "WHERE series_id = {p} AND bucket >= {p} AND bucket < {p} ORDER BY bucket",
+        (series_id, db_time(session, start_ms), db_time(session, end_ms)),
+    )
+    return Pieces.of(rows, raw=False)
+
+
+def read_latest(
+    session: Session, tenant_id: int, attribute: str | None, ids: list[int] | None
+) -> list[tuple[Any, ...]]:
+    """(id, entity, attribute, unit, last ms, last value) of a tenant's series."""
+    sql = (
+        f"SELECT id, entity, attribute, unit, {_ms_sql(session, 'last_ts')}, last_value "
+        "FROM telemetry_series WHERE tenant_id = {p}"
+    )
+    params: list[Any] = [tenant_id]
+    if attribute:
+        sql += " AND attribute = {p}"
+        params.append(attribute)
+    if ids is not None:
+        sql += " AND id IN (" + ",".join(str(int(i)) for i in ids) + ")"
+    return _fetch(session, sql + " ORDER BY id", tuple(params))
+
+
+def _ms_sql(session: Session, column: str) -> str:
+    """A time column as epoch milliseconds, computed by the database (no datetime objects)."""
     if _is_postgres(session):
-        return [(to_ms(b), c, s, lo, hi) for b, c, s, lo, hi in rows]
-    return [(b, c, s, lo, hi) for b, c, s, lo, hi in rows]
+        return f"CAST(extract(epoch FROM {column}) * 1000 AS bigint)"
+    return column
+
+
+def _fetch(session: Session, sql: str, params: tuple[Any, ...]) -> list[tuple[Any, ...]]:
+    """Run a read through the driver: rows come back as plain tuples, no ORM rows.
+
+    `{p}` in `sql` marks a parameter, written in the driver's own style."""
+    postgres = _is_postgres(session)
+    cursor = _driver(session).cursor()
+    try:
+        cursor.execute(sql.format(p="%s" if postgres else "?"), params)
+        return list(cursor.fetchall())
+    finally:
+        cursor.close()
 
 
 def delete_observations_before(session: Session, series_ids: Sequence[int], cutoff_ms: int) -> int:

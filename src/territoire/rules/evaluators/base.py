@@ -115,9 +115,13 @@ class Context:
     session: Session | None = None
     now: float | None = None  # timers only: the evaluation time (epoch seconds)
     extra: dict[str, Any] = field(default_factory=dict)
+    _covered: dict[str, bool] = field(default_factory=dict, repr=False)
 
     def in_scope(self, urn: str) -> bool:
-        return self.scope.covers(urn, self.entities)
+        found = self._covered.get(urn)
+        if found is None:
+            found = self._covered[urn] = self.scope.covers(urn, self.entities)
+        return found
 
 
 class Evaluator:

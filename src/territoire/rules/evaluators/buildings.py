@@ -27,8 +27,8 @@ from territoire.rules.evaluators.base import (
 )
 
 BASELINE_WEIGHT = 200  # the unoccupied baseline averages about its last 200 readings
-COMFORT_WEIGHT = 50
 MIN_COMFORT_READINGS = 16
+MIN_SETBACK_READINGS = 8
 OCCUPANCY_FRESH = 3600  # an occupancy reading older than this says nothing
 ENERGY_FRESH = 3600
 WEATHER_SUBJECT = "~weather"
@@ -158,13 +158,11 @@ class UnoccupiedHeatingEvaluator(Evaluator):
         return signals
 
     def _condition(self, state: State, point: Point, hours: schedule.Schedule) -> bool | None:
-        rule, ts = self.rule, point.ts
+        rule, ts, value = self.rule, point.ts, point.value
         minute = _week_minute(ts)
-        occupied = hours.open_at(minute) and not _nobody(state, ts, rule.occupancy_attribute)
-        if occupied:
-            comfort, count = state.get("comfort", 0.0), state.get("cc", 0)
-            state["comfort"] = comfort + (point.value - comfort) / min(count + 1, COMFORT_WEIGHT)
-            state["cc"] = count + 1
+        if hours.open_at(minute) and not _nobody(state, ts, rule.occupancy_attribute):
+            state["comfort"] = _average(state.get("comfort"), state.get("cc", 0), value, 50)
+            state["cc"] = state.get("cc", 0) + 1
             state.pop("since", None)
             return False
         quiet = hours.quiet(minute, rule.after_closing_minutes, rule.before_opening_minutes)
@@ -173,12 +171,30 @@ class UnoccupiedHeatingEvaluator(Evaluator):
         if state.get("cc", 0) < MIN_COMFORT_READINGS:
             return None
         gas = state.get("gas")
-        heating = gas is not None and ts - gas[0] <= ENERGY_FRESH and gas[1] > 0
-        if heating and point.value >= state["comfort"] - rule.tolerance:
-            since = state.setdefault("since", ts)
-            return bool(ts - since >= rule.hours * 3600)
-        state.pop("since", None)
-        return False
+        if gas is None or ts - gas[0] > ENERGY_FRESH or gas[1] <= 0:
+            state.pop("since", None)
+            return False
+        comfort = state["comfort"]
+        setback = state.get("setback") if state.get("sc", 0) >= MIN_SETBACK_READINGS else None
+        if setback is None or setback > comfort:
+            setback = comfort - rule.default_setback
+        if value < (comfort + setback) / 2:
+            if not state.get("on"):
+                state["setback"] = _average(state.get("setback"), state.get("sc", 0), value, 100)
+                state["sc"] = state.get("sc", 0) + 1
+            state.pop("since", None)
+            return False
+        if "since" not in state:
+            state["since"], state["first"], state["moved"] = ts, value, False
+        state["moved"] = state["moved"] or value != state["first"]
+        # A thermometer repeating one value may be stuck: that is no proof of heating.
+        return bool(ts - state["since"] >= rule.hours * 3600 and state["moved"])
+
+
+def _average(current: float | None, count: int, value: float, memory: int) -> float:
+    if current is None or count == 0:
+        return value
+    return current + (value - current) / min(count + 1, memory)
 
 
 class ConsumptionDriftEvaluator(Evaluator):

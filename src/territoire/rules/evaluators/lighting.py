@@ -33,6 +33,7 @@ COMMANDS_KEPT = 3 * 3600  # seconds of commands kept to judge late lamp readings
 MAX_COMMAND_GAP = 40 * 60  # two cabinet reports further apart than this say nothing
 PENDING_LIMIT = 2 * 3600  # lamp readings the cabinet never caught up with are dropped
 ON, OFF, UNKNOWN = 1, 0, -1
+SWITCH_MEMORY = 24 * 3600  # lamp out: how far back a lamp's going dark counts
 
 
 class LightingEvaluator(Evaluator):
@@ -189,31 +190,37 @@ class LampOutEvaluator(LightingEvaluator):
         state = group.lamp(lamp)
         dark = power < self.rule.dark_ratio * nominal
         run = int(state.get("d", 0))
-        if dark:
-            if run == 0:
-                group.state["dk"] = group.state.get("dk", 0) + 1
-            state["d"] = run = run + 1
-            alone = group.state["dk"] / group.size() < self.rule.cabinet_share
-            if run >= self.rule.samples and not state.get("on") and alone:
-                state["on"] = True
-                signals.append(
-                    Signal(
-                        True,
-                        lamp,
-                        ts,
-                        f"Point lumineux éteint : {fmt(power, 1)} W alors que l'armoire le "
-                        f"commande allumé ({run} relevés)",
-                        power,
-                        group.cabinet,
-                    )
-                )
-        else:
+        if not dark:
             if run > 0:
                 group.state["dk"] = max(0, group.state.get("dk", 0) - 1)
             state["d"] = 0
             if state.get("on"):
                 state["on"] = False
                 signals.append(Signal(False, lamp, ts))
+            return
+        if run == 0:
+            group.state["dk"] = group.state.get("dk", 0) + 1
+            # A lamp that keeps going dark and back is cycling, not out: count its switches.
+            switches = [t for t in state.get("t", []) if t >= ts - SWITCH_MEMORY]
+            state["t"] = [*switches, ts]
+        state["d"] = run = run + 1
+        if run < self.rule.samples or state.get("on"):
+            return
+        steady = len(state.get("t", [])) <= self.rule.max_switches
+        alone = group.state["dk"] / group.size() < self.rule.cabinet_share
+        if steady and alone:
+            state["on"] = True
+            signals.append(
+                Signal(
+                    True,
+                    lamp,
+                    ts,
+                    f"Point lumineux éteint : {fmt(power, 1)} W alors que l'armoire le "
+                    f"commande allumé ({run} relevés)",
+                    power,
+                    group.cabinet,
+                )
+            )
 
 
 class DayBurnerEvaluator(LightingEvaluator):
