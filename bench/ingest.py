@@ -27,6 +27,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import uuid
 from collections.abc import Callable
@@ -120,7 +121,12 @@ def truncate(database: Database) -> None:
     with database.engine.begin() as connection:
         for table in ("observation", "observation_hourly", "observation_daily"):
             connection.execute(text(f"DELETE FROM {table}"))
-        connection.execute(text("UPDATE telemetry_series SET dirty_since = NULL"))
+        # The series' last values went with their rows.
+        connection.execute(
+            text(
+                "UPDATE telemetry_series SET dirty_since = NULL, last_ts = NULL, last_value = NULL"
+            )
+        )
 
 
 def series_ids(database: Database, tenant_id: int) -> dict[str, int]:
@@ -244,17 +250,40 @@ class Server:
 
 
 def post_all(
-    server: Server, token: str, bodies: list[bytes], content_type: str
+    server: Server, token: str, bodies: list[bytes], content_type: str, clients: int = 1
 ) -> tuple[float, int]:
+    """POST every body, from `clients` connections at once (each sends its share in
+    turn); (seconds, readings stored)."""
     headers = {"Authorization": f"Bearer {token}", "Content-Type": content_type}
-    stored = 0
-    with httpx.Client(base_url=server.base, headers=headers, timeout=120) as client:
-        began = time.perf_counter()
-        for body in bodies:
-            response = client.post("/api/v1/telemetry", content=body)
-            response.raise_for_status()
-            stored += response.json()["stored"]
-        return time.perf_counter() - began, stored
+    stored = [0] * clients
+    errors: list[BaseException] = []
+
+    def send(index: int, client: httpx.Client) -> None:
+        try:
+            for body in bodies[index::clients]:
+                response = client.post("/api/v1/telemetry", content=body)
+                response.raise_for_status()
+                stored[index] += response.json()["stored"]
+        except BaseException as error:  # reported by the caller
+            errors.append(error)
+
+    connections = [
+        httpx.Client(base_url=server.base, headers=headers, timeout=120) for _ in range(clients)
+    ]
+    threads = [
+        threading.Thread(target=send, args=(i, client)) for i, client in enumerate(connections)
+    ]
+    began = time.perf_counter()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    elapsed = time.perf_counter() - began
+    for client in connections:
+        client.close()
+    if errors:
+        raise errors[0]
+    return elapsed, sum(stored)
 
 
 def timed_get(
@@ -302,8 +331,9 @@ def bench_database(
         }
     )
     bodies = {
-        "HTTP JSON batch": (json_bodies(rows), "application/json"),
-        "HTTP SenML batch": (senml_bodies(rows), "application/senml+json"),
+        "HTTP JSON batch": (json_bodies(rows), "application/json", 1),
+        "HTTP SenML batch": (senml_bodies(rows), "application/senml+json", 1),
+        "HTTP JSON batch, 2 clients": (json_bodies(rows), "application/json", 2),
     }
     best: dict[str, float] = {}
     server = Server(url, work / f"data-{name}")
@@ -321,13 +351,13 @@ def bench_database(
             for label, run in raws.items():
                 truncate(database)
                 best[label] = min(best.get(label, 1e9), run())
-            for label, (payloads, content_type) in bodies.items():
+            for label, (payloads, content_type, clients) in bodies.items():
                 truncate(database)
-                elapsed, stored = post_all(server, token, payloads, content_type)
+                elapsed, stored = post_all(server, token, payloads, content_type, clients)
                 assert stored == len(rows), (stored, len(rows))
                 best[label] = min(best.get(label, 1e9), elapsed)
         for label, elapsed in best.items():
-            line = f"{label:32s} {rate(len(rows), elapsed)}"
+            line = f"{label:34s} {rate(len(rows), elapsed)}"
             if label in bodies:
                 ratios = [f"{best[raw] / elapsed:.2f} x {raw.removeprefix('raw ')}" for raw in raws]
                 results[f"{name} {label}"] = best[next(iter(raws))] / elapsed

@@ -21,6 +21,7 @@ from territoire.tenancy.models import Role, Tenant
 from .conftest import World
 from .interventions.isolation import OPERATIONS_BODIES, OPERATIONS_FACTORIES
 from .requests.isolation import ACTING_TENANT_PARAMETERS, REQUEST_BODIES, REQUEST_FACTORIES
+from .telemetry.isolation import TELEMETRY_FACTORIES
 
 BOUNDARY = {
     "type": "Polygon",
@@ -74,6 +75,7 @@ BODIES: dict[tuple[str, str], Any] = {}
 FACTORIES.update(REQUEST_FACTORIES)
 BODIES.update(REQUEST_BODIES)
 FACTORIES.update(OPERATIONS_FACTORIES)
+FACTORIES.update(TELEMETRY_FACTORIES)
 BODIES.update(OPERATIONS_BODIES)
 
 PARAMETER = re.compile(r"{([^}:]+)(?::[^}]+)?}")

@@ -15,25 +15,38 @@ from sqlalchemy.orm import Session
 from territoire.registry import service as registry
 from territoire.rules.service import RuleDraft
 
-# Series that may stick, by attribute: entity types, and values that are not evidence
-# (a fill sensor or a hygrometer saturates at 100 %).
-STUCK_SERIES: tuple[tuple[str, tuple[str, ...], tuple[float, ...]], ...] = (
-    ("flow", ("WaterConsumptionObserved",), ()),
-    ("level", ("Tank",), ()),
-    ("fillingLevel", ("WasteContainer",), (1.0,)),
-    ("occupiedSpotNumber", ("OffStreetParking",), ()),
-    ("activePower", ("StreetlightControlCabinet", "Building"), ()),
-    ("gasConsumption", ("Building",), ()),
-    ("waterConsumption", ("Building",), ()),
-    ("temperature", ("Building", "WeatherObserved"), ()),
-    ("no2", ("AirQualityObserved",), ()),
-    ("pm10", ("AirQualityObserved",), ()),
-    ("pm25", ("AirQualityObserved",), ()),
-    ("o3", ("AirQualityObserved",), ()),
-    ("relativeHumidity", ("WeatherObserved",), (1.0,)),
-    ("atmosphericPressure", ("WeatherObserved",), ()),
-    ("windSpeed", ("WeatherObserved",), ()),
-    ("occupancy", ("ParkingSpot",), ()),
+# Series that may stick: rule key suffix, attribute, entity types, and parameters. Values
+# that are no evidence are ignored: a fill sensor or a hygrometer saturates at 100 %, a
+# meter of a closed building and a pollutant sensor at their floor read 0, and a lighting
+# cabinet whose lamps are all off draws only its controller's few watts.
+STUCK_SERIES: tuple[tuple[str, str, tuple[str, ...], dict[str, Any]], ...] = (
+    ("flow", "flow", ("WaterConsumptionObserved",), {}),
+    ("level", "level", ("Tank",), {}),
+    (
+        "fillingLevel",
+        "fillingLevel",
+        ("WasteContainer",),
+        {"ignore_values": [0.0, 1.0], "min_hours": 12.0, "history_factor": 2.0},
+    ),
+    ("occupiedSpotNumber", "occupiedSpotNumber", ("OffStreetParking",), {}),
+    ("activePower", "activePower", ("Building",), {}),
+    (
+        "cabinetPower",
+        "activePower",
+        ("StreetlightControlCabinet",),
+        {"ignore_below": 0.02, "min_hours": 16.0},
+    ),
+    ("gasConsumption", "gasConsumption", ("Building",), {"ignore_values": [0.0]}),
+    ("waterConsumption", "waterConsumption", ("Building",), {"ignore_values": [0.0]}),
+    ("temperature", "temperature", ("Building", "WeatherObserved"), {}),
+    ("no2", "no2", ("AirQualityObserved",), {"ignore_values": [0.0]}),
+    ("pm10", "pm10", ("AirQualityObserved",), {"ignore_values": [0.0]}),
+    ("pm25", "pm25", ("AirQualityObserved",), {"ignore_values": [0.0]}),
+    ("o3", "o3", ("AirQualityObserved",), {"ignore_values": [0.0]}),
+    ("relativeHumidity", "relativeHumidity", ("WeatherObserved",), {"ignore_values": [1.0]}),
+    ("atmosphericPressure", "atmosphericPressure", ("WeatherObserved",), {}),
+    ("windSpeed", "windSpeed", ("WeatherObserved",), {"ignore_values": [0.0]}),
+    ("occupancy", "occupancy", ("ParkingSpot",), {}),
 )
 # Series whose slow drift the default set watches (history_range rules "drift-<attribute>").
 DRIFT_SERIES: tuple[str, ...] = ()
@@ -119,14 +132,14 @@ def default_rules(session: Session, tenant_id: int) -> list[RuleDraft]:
                 key="building-gas-drift",
             )
         )
-    for attribute, types, ignored in STUCK_SERIES:
+    for suffix, attribute, types, parameters in STUCK_SERIES:
         drafts.append(
             RuleDraft(
-                f"Capteur figé ({attribute})",
-                {"kind": "stuck", "attribute": attribute, "ignore_values": list(ignored)},
+                f"Capteur figé ({suffix})",
+                {"kind": "stuck", "attribute": attribute, **parameters},
                 "minor",
                 scope=_scope(types),
-                key=f"stuck-{attribute}",
+                key=f"stuck-{suffix}",
             )
         )
     return drafts

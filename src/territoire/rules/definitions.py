@@ -128,11 +128,23 @@ class Stuck(Definition):
     attribute: Attribute
     min_hours: float = Field(default=6.0, gt=0, le=720)
     history_factor: float = Field(default=1.5, ge=1, le=20)
-    learn_hours: float = Field(default=72.0, ge=0, le=2160)
+    learn_hours: float = Field(default=168.0, ge=0, le=2160)
     ignore_values: list[float] = Field(default_factory=list, max_length=20)
+    ignore_below: float | None = Field(default=None, allow_inf_nan=False)
+    # "longest": longer than the longest healthy repeat; "changes": so long that, at the
+    # rate this series changes at those hours of the day, `expected_changes` were due.
+    model: Literal["longest", "changes"] = "longest"
+    expected_changes: float = Field(default=12.0, gt=0, le=1000)
 
     def describe(self, lang: str) -> str:
         ignored = ", ".join(_num(v, lang) for v in self.ignore_values)
+        if self.ignore_below is not None:
+            below = _num(self.ignore_below, lang)
+            ignored += (", " if ignored else "") + (
+                f"sous {below}" if lang == "fr" else f"below {below}"
+            )
+        if self.model == "changes":
+            return self._describe_changes(lang, ignored)
         if lang == "fr":
             tail = f" Les valeurs {ignored} ne comptent pas (capteur saturé)." if ignored else ""
             return (
@@ -148,6 +160,26 @@ class Stuck(Definition):
             f"{_num(self.min_hours, lang)} h and more than {_num(self.history_factor, lang)} "
             f"times the longest repeat seen on that series (learnt over "
             f"{_num(self.learn_hours, lang)} h); cleared as soon as the value changes.{tail}"
+        )
+
+    def _describe_changes(self, lang: str, ignored: str) -> str:
+        expected = _num(self.expected_changes, lang)
+        if lang == "fr":
+            tail = f" Les valeurs {ignored} ne comptent pas." if ignored else ""
+            return (
+                f"Alarme lorsque « {self.attribute} » garde la même valeur depuis plus de "
+                f"{_num(self.min_hours, lang)} h et si longtemps que, au rythme auquel cette "
+                "série change d'habitude à ces heures-là (appris par heure de la journée et "
+                f"par valeur pendant {_num(self.learn_hours, lang)} h), {expected} changements "
+                f"auraient dû se produire ; levée dès que la valeur change.{tail}"
+            )
+        tail = f" The values {ignored} do not count." if ignored else ""
+        return (
+            f"Alarm when '{self.attribute}' has kept the same value for more than "
+            f"{_num(self.min_hours, lang)} h and so long that, at the rate this series "
+            "usually changes at those hours (learnt per hour of the day and per value over "
+            f"{_num(self.learn_hours, lang)} h), {expected} changes were due; cleared as soon "
+            f"as the value changes.{tail}"
         )
 
 
@@ -324,6 +356,7 @@ class NightFlow(Definition):
     nights: int = Field(default=1, ge=1, le=14)
     burst_ratio: float = Field(default=1.5, gt=0, le=100)
     lateness_minutes: int = Field(default=30, ge=0, le=720)
+    common_mode: bool = True
     default_types: ClassVar[tuple[str, ...]] = ("WaterConsumptionObserved",)
     timed: ClassVar[bool] = True
 
@@ -341,16 +374,29 @@ class NightFlow(Definition):
             return (
                 f"Fuite : chaque nuit, le débit médian de {self.window_start} à "
                 f"{self.window_end} (heure locale) est comparé à la médiane des "
-                f"{self.baseline_nights} nuits normales précédentes ; alarme lorsqu'il la "
-                f"dépasse de plus de {_pct(self.margin, lang)} pendant {self.nights} nuit(s) "
+                f"{self.baseline_nights} nuits normales précédentes"
+                + (
+                    ", en retirant l'écart médian de tous les secteurs la même nuit (météo, "
+                    "jours fériés)"
+                    if self.common_mode
+                    else ""
+                )
+                + f" ; alarme lorsqu'il la dépasse de plus de {_pct(self.margin, lang)} "
+                f"pendant {self.nights} nuit(s) "
                 f"de suite. Une nuit au-delà de {_pct(self.burst_ratio, lang)} relève d'une "
                 "casse, pas d'une fuite, et n'est pas comptée. Levée après une nuit normale."
             )
         return (
             f"Leak: each night, the median flow from {self.window_start} to "
             f"{self.window_end} (local time) is compared with the median of the previous "
-            f"{self.baseline_nights} normal nights; alarm when it exceeds it by more than "
-            f"{_pct(self.margin, lang)} for {self.nights} night(s) in a row. A night above "
+            f"{self.baseline_nights} normal nights"
+            + (
+                ", less the median departure of all districts the same night (weather, holidays)"
+                if self.common_mode
+                else ""
+            )
+            + f"; alarm when it exceeds it by more than {_pct(self.margin, lang)} for "
+            f"{self.nights} night(s) in a row. A night above "
             f"{_pct(self.burst_ratio, lang)} is a burst, not a leak, and does not count. "
             "Cleared after a normal night."
         )
@@ -474,7 +520,7 @@ class UnoccupiedHeating(Definition):
     after_closing_minutes: int = Field(default=60, ge=0, le=720)
     before_opening_minutes: int = Field(default=120, ge=0, le=720)
     hours: float = Field(default=3.0, gt=0, le=72)
-    default_setback: float = Field(default=4.0, gt=0, le=30)
+    gap: float = Field(default=2.0, gt=0, le=30)
     default_types: ClassVar[tuple[str, ...]] = ("Building",)
 
     def describe(self, lang: str) -> str:
@@ -484,21 +530,22 @@ class UnoccupiedHeating(Definition):
                 f"({self.after_closing_minutes} min après la fermeture, jusqu'à "
                 f"{self.before_opening_minutes} min avant l'ouverture), alarme lorsque le "
                 f"chauffage (« {self.energy_attribute} ») maintient pendant "
-                f"{_num(self.hours, lang)} h une température plus proche de celle des heures "
-                "d'ouverture que de la température réduite habituelle du bâtiment vide "
-                f"(apprise ; {_num(self.default_setback, lang)} °C de moins tant qu'elle ne "
-                "l'est pas). Un thermomètre figé ne prouve rien. Levée lorsque la "
-                "température redescend."
+                f"{_num(self.hours, lang)} h une température supérieure d'au moins "
+                f"{_num(self.gap, lang)} °C à la température réduite habituelle du bâtiment "
+                "vide (apprise ; tant qu'elle ne l'est pas : à moins de "
+                f"{_num(self.gap, lang)} °C de la température de confort des heures "
+                "d'ouverture). Un thermomètre ou un compteur figé ne prouve rien. Levée "
+                "lorsque la température redescend."
             )
         return (
             "Heating while unoccupied: outside opening hours (from "
             f"{self.after_closing_minutes} min after closing until "
             f"{self.before_opening_minutes} min before opening), alarm when the heating "
             f"('{self.energy_attribute}') holds for {_num(self.hours, lang)} h a temperature "
-            "closer to that of opening hours than to the building's usual set-back "
-            f"temperature when empty (learnt; {_num(self.default_setback, lang)} °C lower "
-            "until it is). A frozen thermometer proves nothing. Cleared when the temperature "
-            "drops."
+            f"at least {_num(self.gap, lang)} °C above the building's usual set-back "
+            "temperature when empty (learnt; until it is: within "
+            f"{_num(self.gap, lang)} °C of the comfort temperature of opening hours). A "
+            "frozen thermometer or meter proves nothing. Cleared when the temperature drops."
         )
 
 

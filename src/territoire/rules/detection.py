@@ -52,9 +52,7 @@ FAMILIES: dict[FaultKind, tuple[str, ...]] = {
     FaultKind.CONTAINER_OVERFLOW: ("container-full",),
     FaultKind.SENSOR_SILENT: ("sensor-silence",),
     FaultKind.SENSOR_STUCK: tuple(
-        f"stuck-{attribute}"
-        for attribute, _types, _ignored in defaults.STUCK_SERIES
-        if attribute != "occupancy"
+        f"stuck-{suffix}" for suffix, *_rest in defaults.STUCK_SERIES if suffix != "occupancy"
     ),
     FaultKind.SENSOR_DRIFT: tuple(f"drift-{attribute}" for attribute in defaults.DRIFT_SERIES),
     FaultKind.BUILDING_HEATED_UNOCCUPIED: ("building-heated-unoccupied",),
@@ -308,8 +306,7 @@ def score(
 def _matches(alarm: AlarmRow, fault: Fault, grace: float) -> bool:
     early = EARLY_HOURS.get(fault.kind, 0.0) * HOUR
     return (
-        alarm.entity == fault.entity
-        and fault.start - early <= alarm.raised_at <= fault.end + grace
+        alarm.entity == fault.entity and fault.start - early <= alarm.raised_at <= fault.end + grace
     )
 
 
@@ -341,4 +338,3 @@ def _cell(value: float | None) -> str:
 
 def _hours(value: float | None) -> str:
     return "–" if value is None else f"{value:.1f} h"
-

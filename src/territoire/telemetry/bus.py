@@ -24,7 +24,7 @@ from typing import Protocol
 
 from territoire.db import Database
 from territoire.telemetry import service
-from territoire.telemetry.decoders import decode, lorawan_device_ids
+from territoire.telemetry.decoders import decode, lorawan_device_ids, normalise_device_id
 from territoire.telemetry.records import DeviceInfo, ReadingColumns, Rejection
 from territoire.telemetry.service import IngestResult
 
@@ -106,6 +106,7 @@ class TelemetryHandler:
         self._devices = RateLimiter(self.limits.device_per_second, self.limits.device_burst)
         self._tenants = RateLimiter(self.limits.tenant_per_second, self.limits.tenant_burst)
         self._cache: dict[tuple[str | None, str], tuple[list[DeviceInfo], float]] = {}
+        self._by_tenant: dict[str, tuple[dict[str, DeviceInfo], float]] = {}
 
     def handle(self, messages: Sequence[tuple[str, bytes]]) -> IngestResult:
         """Decode and store a batch of messages: one transaction per tenant present."""
@@ -175,18 +176,28 @@ class TelemetryHandler:
         return None, "unknown_device"
 
     def _lookup(self, tenant_slug: str | None, device_id: str) -> list[DeviceInfo]:
+        if tenant_slug is not None:
+            one = self._tenant_devices(tenant_slug).get(normalise_device_id(device_id))
+            return [one] if one is not None else []
         key = (tenant_slug, device_id)
         cached = self._cache.get(key)
         if cached is not None and cached[1] > time.monotonic():
             return cached[0]
         with self.database.session() as session:
-            if tenant_slug is not None:
-                one = service.find_device(session, tenant_slug, device_id)
-                found = [one] if one is not None else []
-            else:
-                found = service.devices_anywhere(session, device_id)
+            found = service.devices_anywhere(session, device_id)
         self._cache[key] = (found, time.monotonic() + DEVICE_CACHE_SECONDS)
         return found
+
+    def _tenant_devices(self, tenant_slug: str) -> dict[str, DeviceInfo]:
+        """All devices of a tenant, loaded in one query and kept for a while: a worker
+        hears from thousands of devices, one query each would cost more than the rest."""
+        cached = self._by_tenant.get(tenant_slug)
+        if cached is not None and cached[1] > time.monotonic():
+            return cached[0]
+        with self.database.session() as session:
+            devices = service.tenant_devices(session, tenant_slug)
+        self._by_tenant[tenant_slug] = (devices, time.monotonic() + DEVICE_CACHE_SECONDS)
+        return devices
 
 
 def _refused(rejections: Sequence[Rejection]) -> IngestResult:

@@ -114,8 +114,8 @@ class _TenantCache:
     loaded_at: float
     by_key: dict[tuple[str, str], tuple[int, str | None]] = field(default_factory=dict)
     by_id: dict[int, tuple[str, str, str | None]] = field(default_factory=dict)
-    # (entity, attribute, unit given) -> series id, for combinations known to be valid
-    valid: dict[tuple[str, str, str | None], int] = field(default_factory=dict)
+    # (attribute, unit given) -> entity -> series id, for combinations known to be valid
+    valid: dict[tuple[str, str | None], dict[str, int]] = field(default_factory=dict)
 
     def remember(self, sid: int, entity: str, attribute: str, unit: str | None) -> None:
         self.by_key[(entity, attribute)] = (sid, unit)
@@ -290,14 +290,13 @@ def ingest_columns(
 ) -> IngestResult:
     """`ingest` for a batch already in columns (what the decoders give): the hot path."""
     now = now or utcnow()
-    refused = list(rejections)
-    with database.session() as session:
-        cache = _tenant_cache(session, database.url, tenant_id)
-        rows = _prepare(session, tenant_id, cache, columns, now, refused)
-        new_rows = store.write_rows(session, rows)
-        store.touch_series(session, new_rows)
-        if refused:
-            record_rejections(session, tenant_id, source, refused)
+    try:
+        new_rows, refused, cache = _store(database, tenant_id, columns, source, rejections, now)
+    except store.StoreInconsistency:
+        log.warning("observations were written outside ingest; checking the batch row by row")
+        new_rows, refused, cache = _store(
+            database, tenant_id, columns, source, rejections, now, trust_last_times=False
+        )
     if batch_listeners and len(new_rows):
         _notify(database, tenant_id, cache, new_rows)
     return IngestResult(
@@ -307,6 +306,28 @@ def ingest_columns(
         stored=len(new_rows),
         rejections=refused,
     )
+
+
+def _store(
+    database: Database,
+    tenant_id: int,
+    columns: ReadingColumns,
+    source: str,
+    rejections: Sequence[Rejection],
+    now: datetime,
+    *,
+    trust_last_times: bool = True,
+) -> tuple[store.Rows, list[Rejection], _TenantCache]:
+    """One transaction: check, resolve, write, update the series, count refusals."""
+    refused = list(rejections)
+    with database.session() as session:
+        cache = _tenant_cache(session, database.url, tenant_id)
+        rows = _prepare(session, tenant_id, cache, columns, now, refused)
+        new_rows = store.write_rows(session, rows, trust_last_times=trust_last_times)
+        store.touch_series(session, new_rows)
+        if refused:
+            record_rejections(session, tenant_id, source, refused)
+    return new_rows, refused, cache
 
 
 def _prepare(
@@ -392,11 +413,11 @@ def _resolve(
     The tenant cache maps (entity, attribute, unit) to a series id for every combination
     already seen to be valid, so the usual batch is one dictionary lookup per reading.
     """
-    keys = list(zip(columns.entity, columns.attribute, columns.unit, strict=True))
-    sids: list[int | None] = list(map(cache.valid.get, keys))
+    sids = _known_series(cache, columns)
     by_id = columns.series
-    if None not in sids and by_id is None:
+    if by_id is None and sids.count(None) == 0:
         return sids, {}
+    keys = list(zip(columns.entity, columns.attribute, columns.unit, strict=True))
     skip = early.tolist()
     wanted: dict[tuple[str, str], str | None] = {}
     ids: set[int] = set()
@@ -461,8 +482,25 @@ def _series_of(
     if given_unit is not None and unit is not None and given_unit != unit:
         return 0, ("unit_mismatch", f"the series is in {unit}, the reading in {given_unit}")
     if series_id is None:
-        cache.valid[key] = sid
+        cache.valid.setdefault((attribute, given_unit), {})[entity] = sid
     return sid, None
+
+
+def _known_series(cache: _TenantCache, columns: ReadingColumns) -> list[int | None]:
+    """Series ids already known valid for these readings (None for the others). A batch
+    usually carries one attribute in one unit: then it is one lookup per entity."""
+    attributes, given_units = set(columns.attribute), set(columns.unit)
+    if len(attributes) == 1 and len(given_units) == 1:
+        known = cache.valid.get((attributes.pop(), given_units.pop()), {})
+        return list(map(known.get, columns.entity))
+    empty: dict[str, int] = {}
+    valid = cache.valid
+    return [
+        valid.get((attribute, unit), empty).get(entity)
+        for entity, attribute, unit in zip(
+            columns.entity, columns.attribute, columns.unit, strict=True
+        )
+    ]
 
 
 def _describe(columns: ReadingColumns, index: int) -> str:
@@ -686,6 +724,15 @@ def find_device(session: Session, tenant_slug: str, device_id: str) -> DeviceInf
     return _info(device) if device is not None else None
 
 
+def tenant_devices(session: Session, tenant_slug: str) -> dict[str, DeviceInfo]:
+    """Every device of a tenant by device id (empty for an unknown tenant)."""
+    tenant = tenancy.find_tenant_by_slug(session, tenant_slug)
+    if tenant is None:
+        return {}
+    rows = session.scalars(select(Device).where(Device.tenant_id == tenant.id))
+    return {device.device_id: _info(device) for device in rows}
+
+
 def devices_anywhere(session: Session, device_id: str) -> list[DeviceInfo]:
     """Devices with this id in any tenant (network-server topics name no tenant)."""
     rows = session.scalars(select(Device).where(Device.device_id == normalise_device_id(device_id)))
@@ -843,8 +890,9 @@ def latest_columns(
         rows.extend(store.read_latest(session, tenant_id, attribute, chunk))
     if not rows:
         return LatestColumns([], [], [], [], [], [])
-    ids_, entities, attributes, units_, stamps, values = (list(c) for c in zip(*rows, strict=True))
-    return LatestColumns(ids_, entities, attributes, units_, stamps, values)
+    with store.gc_paused():
+        columns = [list(column) for column in zip(*rows, strict=True)]
+    return LatestColumns(*columns)
 
 
 def observations(

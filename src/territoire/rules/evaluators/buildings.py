@@ -142,14 +142,16 @@ class UnoccupiedHeatingEvaluator(Evaluator):
                 state["occ"] = [point.ts, point.value]
             elif point.attribute == rule.energy_attribute:
                 state["gas"] = [point.ts, point.value]
+                if "since" in state and point.value != state.get("gfirst"):
+                    state["gmoved"] = True
             else:
                 holds = self._condition(state, point, hours)
                 if holds and not state.get("on"):
                     state["on"] = True
                     message = (
                         f"Chauffage hors occupation : {fmt(point.value, 1)} °C maintenus "
-                        f"depuis {fmt((point.ts - state['since']) / 3600, 1)} h "
-                        f"(confort {fmt(state['comfort'], 1)} °C)"
+                        f"depuis {fmt((point.ts - state['since']) / 3600, 1)} h alors que le "
+                        "bâtiment est vide"
                     )
                     signals.append(Signal(True, subject, point.ts, message, point.value))
                 elif holds is False and state.get("on"):
@@ -160,35 +162,41 @@ class UnoccupiedHeatingEvaluator(Evaluator):
     def _condition(self, state: State, point: Point, hours: schedule.Schedule) -> bool | None:
         rule, ts, value = self.rule, point.ts, point.value
         minute = _week_minute(ts)
+        gas = state.get("gas") or [0.0, 0.0]
+        heating = ts - gas[0] <= ENERGY_FRESH and gas[1] > 0
         if hours.open_at(minute) and not _nobody(state, ts, rule.occupancy_attribute):
-            state["comfort"] = _average(state.get("comfort"), state.get("cc", 0), value, 50)
-            state["cc"] = state.get("cc", 0) + 1
+            # Comfort is what the heating aims at, not what a crowd warms the room to; a
+            # building rarely heated while in use falls back on all its opening hours.
+            key = "comfort" if heating else "warm"
+            state[key] = _average(state.get(key), state.get(key + "_n", 0), value, 50)
+            state[key + "_n"] = state.get(key + "_n", 0) + 1
             state.pop("since", None)
             return False
         quiet = hours.quiet(minute, rule.after_closing_minutes, rule.before_opening_minutes)
         if not quiet or not _nobody(state, ts, rule.occupancy_attribute):
             return None
-        if state.get("cc", 0) < MIN_COMFORT_READINGS:
-            return None
-        gas = state.get("gas")
-        if gas is None or ts - gas[0] > ENERGY_FRESH or gas[1] <= 0:
+        if not heating:
             state.pop("since", None)
             return False
-        comfort = state["comfort"]
-        setback = state.get("setback") if state.get("sc", 0) >= MIN_SETBACK_READINGS else None
-        if setback is None or setback > comfort:
-            setback = comfort - rule.default_setback
-        if value < (comfort + setback) / 2:
+        if state.get("sc", 0) >= MIN_SETBACK_READINGS:
+            limit = state["setback"] + rule.gap
+        elif state.get("comfort_n", 0) >= MIN_COMFORT_READINGS:
+            limit = state["comfort"] - rule.gap
+        elif state.get("comfort_n", 0) + state.get("warm_n", 0) >= MIN_COMFORT_READINGS:
+            limit = max(state.get("comfort", -99.0), state.get("warm", -99.0)) - rule.gap
+        else:
+            return None
+        if value < limit:
             if not state.get("on"):
                 state["setback"] = _average(state.get("setback"), state.get("sc", 0), value, 100)
                 state["sc"] = state.get("sc", 0) + 1
             state.pop("since", None)
             return False
         if "since" not in state:
-            state["since"], state["first"], state["moved"] = ts, value, False
+            state.update(since=ts, first=value, moved=False, gfirst=gas[1], gmoved=False)
         state["moved"] = state["moved"] or value != state["first"]
-        # A thermometer repeating one value may be stuck: that is no proof of heating.
-        return bool(ts - state["since"] >= rule.hours * 3600 and state["moved"])
+        # A thermometer or a meter repeating one value may be stuck: that proves nothing.
+        return bool(ts - state["since"] >= rule.hours * 3600 and state["moved"] and state["gmoved"])
 
 
 def _average(current: float | None, count: int, value: float, memory: int) -> float:

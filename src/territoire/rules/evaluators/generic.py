@@ -14,11 +14,14 @@ from territoire.rules.evaluators.base import (
     Signal,
     State,
     fmt,
+    local_time,
 )
 from territoire.telemetry import service as telemetry
 
 # After this many periods the history forgets slowly instead of averaging for ever.
 HISTORY_MEMORY = 60
+PRIOR_SECONDS = 3600.0  # an hour of the series' overall change rate steadies each hour's
+MAX_VALUE_KEYS = 10
 
 
 class ThresholdEvaluator(SeriesEvaluator):
@@ -46,7 +49,9 @@ class ThresholdEvaluator(SeriesEvaluator):
 
 
 class StuckEvaluator(SeriesEvaluator):
-    """Learns the longest run of identical values a series shows when healthy."""
+    """Learns how long a healthy series keeps one value: its longest repeat ("longest"),
+    or how often it changes at each hour of the day, per value when it has few values
+    ("changes": a parking sensor's car stays longer at night than by day)."""
 
     def __init__(self, definition: Stuck) -> None:
         super().__init__(definition, definition.attribute)
@@ -56,24 +61,61 @@ class StuckEvaluator(SeriesEvaluator):
     def condition(self, state: State, point: Point) -> bool | None:
         ts, value = point.ts, point.value
         if "v" not in state:
-            state.update(v=value, s=ts, l=ts, f=ts, m=0.0)
+            state.update(v=value, s=ts, l=ts, f=ts, m=0.0, due=0.0)
             return None
-        if value == state["v"]:
-            state["l"] = ts
-        else:
+        changed = value != state["v"]
+        if self.rule.model == "changes":
+            self._learn_changes(state, ts, changed)
+        if changed:
             if not state.get("on"):
                 state["m"] = max(state["m"], state["l"] - state["s"])
-            state.update(v=value, s=ts, l=ts)
+            state.update(v=value, s=ts, due=0.0)
+        state["l"] = ts
         if ts - state["f"] < self.rule.learn_hours * 3600:
             return None
-        if state["v"] in self.ignored:
+        below = self.rule.ignore_below
+        if state["v"] in self.ignored or (below is not None and state["v"] < below):
             return False
-        limit = max(self.rule.min_hours * 3600, self.rule.history_factor * state["m"])
-        return bool(ts - state["s"] > limit)
+        if ts - state["s"] <= self.rule.min_hours * 3600:
+            return False
+        if self.rule.model == "changes":
+            return bool(state["due"] >= self.rule.expected_changes)
+        return bool(ts - state["s"] > self.rule.history_factor * state["m"])
+
+    def _learn_changes(self, state: State, ts: float, changed: bool) -> None:
+        """Time spent in each (value, hour) and changes seen there; `due` adds up the
+        changes this run should have seen by now."""
+        elapsed = ts - state["l"]
+        if elapsed <= 0:
+            return
+        hour = local_time(state["l"]).hour
+        rates: dict[str, list[list[float]]] = state.setdefault("h", {})
+        key = _value_key(state["v"], rates)
+        table = rates.get(key)
+        if table is None:
+            table = rates[key] = [[0.0] * 24, [0.0] * 24]
+        exposure, changes = table
+        total_changes, total_exposure = sum(changes), sum(exposure)
+        overall = (total_changes + 1) / (total_exposure + 86_400)
+        if state["l"] - state["f"] >= self.rule.learn_hours * 3600:
+            rate = (changes[hour] + overall * PRIOR_SECONDS) / (exposure[hour] + PRIOR_SECONDS)
+            state["due"] += rate * elapsed
+        if not state.get("on"):
+            exposure[hour] += elapsed
+            if changed:
+                changes[hour] += 1
 
     def message(self, state: State, point: Point) -> str:
         hours = (point.ts - state["s"]) / 3600
         return f"{self.attribute} figé à {fmt(state['v'], 3)} depuis {fmt(hours, 1)} h"
+
+
+def _value_key(value: float, rates: dict[str, list[list[float]]]) -> str:
+    """A few whole values (states, counts) are learnt apart; anything else together."""
+    key = str(int(value)) if value.is_integer() else "*"
+    if key != "*" and key not in rates and len(rates) >= MAX_VALUE_KEYS:
+        return "*"
+    return key
 
 
 class RateOfChangeEvaluator(SeriesEvaluator):

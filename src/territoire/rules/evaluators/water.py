@@ -27,6 +27,7 @@ from territoire.rules.evaluators.base import (
 
 NIGHTS_KEPT = 4  # open nights kept waiting for their timer (late timers catch up)
 MIN_NIGHT_READINGS = 3
+MIN_COMMON_DISTRICTS = 3  # fewer districts than this: no network-wide correction
 SLOTS_PER_DAY = 96
 PROFILE_WEIGHT = 5  # a slot of the usual profile is an average of about its last 5 days
 MEAN_WEIGHT = 2000  # the district's mean flow moves over about three weeks of readings
@@ -70,6 +71,7 @@ class NightFlowEvaluator(Evaluator):
         nights: dict[str, list[float]] = state.get("acc", {})
         signals: list[Signal] = []
         lateness = self.rule.lateness_minutes * 60
+        common = self._common(ctx) if self.rule.common_mode else {}
         for night in sorted(nights):
             end = _window_end(night, self.rule.window_end)
             if ctx.now < end + lateness:
@@ -77,17 +79,43 @@ class NightFlowEvaluator(Evaluator):
             values = nights.pop(night)
             state["last"] = night
             if len(values) >= MIN_NIGHT_READINGS:
-                signals += self._judge(subject, state, median(values), end)
+                shift = common.get(night, 0.0)
+                signals += self._judge(subject, state, median(values), shift, end)
         return signals
 
-    def _judge(self, subject: str, state: State, flow: float, at: float) -> list[Signal]:
+    def _common(self, ctx: Context) -> dict[str, float]:
+        """Median departure of all districts per night, computed once per timer run
+        before any night is closed (weather and holidays move every district at once)."""
+        cached: dict[str, float] | None = ctx.extra.get("common")
+        if cached is not None:
+            return cached
+        departures: dict[str, list[float]] = {}
+        for state in ctx.extra.get("states", {}).values():
+            history = state.get("hist", [])
+            if len(history) < max(2, self.rule.baseline_nights // 2):
+                continue
+            baseline = median(history)
+            for night, values in state.get("acc", {}).items():
+                if baseline > 0 and len(values) >= MIN_NIGHT_READINGS:
+                    departures.setdefault(night, []).append(median(values) / baseline - 1)
+        found = {
+            night: median(values)
+            for night, values in departures.items()
+            if len(values) >= MIN_COMMON_DISTRICTS
+        }
+        ctx.extra["common"] = found
+        return found
+
+    def _judge(
+        self, subject: str, state: State, flow: float, shift: float, at: float
+    ) -> list[Signal]:
         history: list[float] = state.setdefault("hist", [])
         needed = max(2, self.rule.baseline_nights // 2)
         if len(history) < needed:
             history.append(flow)
             return []
         baseline = median(history)
-        excess = flow / baseline - 1 if baseline > 0 else 0.0
+        excess = (flow / baseline - 1 if baseline > 0 else 0.0) - shift
         if excess > self.rule.burst_ratio:
             return []  # a burst during the window: neither a leak nor a normal night
         if excess > self.rule.margin:
