@@ -69,6 +69,8 @@ def test_demo_seeding_is_idempotent(world: World) -> None:
     assert first.entities_added >= 200
     assert second.entities_added == 0
     assert second.created_users == []
+    assert first.work_orders_added > 0 and first.requests_added > 0
+    assert second.work_orders_added == 0 and second.requests_added == 0
     with world.database.session() as session:
         tenant = tenancy.find_tenant_by_slug(session, DEMO_SLUG)
         assert tenant is not None

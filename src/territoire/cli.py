@@ -282,7 +282,10 @@ def demo(
         for email, password, role in report.credentials:
             table.add_row(role.value, email, password)
         console.print(table)
-        console.print(f"{report.entities_added} entities added.")
+        console.print(
+            f"{report.entities_added} entities, {report.devices_added} devices, "
+            f"{report.work_orders_added} work orders, {report.requests_added} requests added."
+        )
     database.dispose()
     url = f"http://{host or settings.host}:{port or settings.port}"
     if serve_after:

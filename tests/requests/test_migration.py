@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from alembic import command
+from alembic.script import ScriptDirectory
 from sqlalchemy import inspect
 
 from territoire.db import Database, migrate
@@ -22,8 +23,11 @@ TABLES = {
 
 def test_migration_0004_downgrades_and_upgrades(database: Database, database_url: str) -> None:
     config = migrate.alembic_config(database_url)
+    below = ScriptDirectory.from_config(config).get_revision("0004").down_revision
+    assert isinstance(below, str)
     database.engine.dispose()
-    command.downgrade(config, "0004@-1")  # only this domain's branch
+    # Down to the revision under 0004 (later revisions of the chain go down with it).
+    command.downgrade(config, below)
     names = set(inspect(database.engine).get_table_names())
     assert not TABLES & names
     assert {"tenant", "entity"} <= names  # the foundation is untouched

@@ -196,3 +196,27 @@ def test_latest_values_filter_by_attribute_and_ids(database: Database, world: Wo
     assert power.id == sorted(power.id) and power.value == [0.0, 1.0, 2.0]
     assert power.ts == [store.to_ms(hour_ago(5 * i)) for i in range(3)]
     assert some.id == [power.id[0], power.id[2]] and some.entity == [urns[0], urns[2]]
+
+
+def test_senml_column_path_matches_record_by_record() -> None:
+    urn, other = "urn:ngsi-ld:Streetlight:SL-1", "urn:ngsi-ld:Streetlight:SL-2"
+    pack = [
+        {"bn": f"{urn}/", "bt": 1743328800, "bu": "W", "bv": 10, "n": "powerConsumption", "v": 1},
+        {"n": "powerConsumption", "t": 60, "v": 2},
+        {"n": "illuminance", "u": "lx", "t": 120, "v": 3.5},
+        {"bn": f"{other}/", "bt": -30, "bv": 0, "n": "powerConsumption", "v": 4},
+        {"n": "powerConsumption", "v": 5, "t": -5},
+    ]
+    now = datetime(2025, 3, 30, 12, 0, tzinfo=UTC)
+    fast = decode("senml", orjson.dumps(pack), None, now=now)
+    # A record without `v` sends the whole pack record by record.
+    slow = decode("senml", orjson.dumps([*pack, {"n": "dimmed", "vb": True}]), None, now=now)
+    assert fast.rejections == [] and fast.readings == slow.readings[:5]
+    base = datetime.fromtimestamp(1743328800, UTC)
+    assert [(r.entity, r.attribute, r.ts, r.value, r.unit) for r in fast.readings] == [
+        (urn, "powerConsumption", base, 11.0, "WTT"),
+        (urn, "powerConsumption", base + timedelta(seconds=60), 12.0, "WTT"),
+        (urn, "illuminance", base + timedelta(seconds=120), 13.5, "LUX"),
+        (other, "powerConsumption", now - timedelta(seconds=30), 4.0, "WTT"),
+        (other, "powerConsumption", now - timedelta(seconds=35), 5.0, "WTT"),
+    ]

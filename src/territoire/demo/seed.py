@@ -12,6 +12,8 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from territoire.interventions.demo import seed_operations
+from territoire.requests.demo import seed_demo_requests
 from territoire.simulator.service import seed_territory
 from territoire.simulator.sizes import Size
 from territoire.simulator.territory import TOWNS, build_territory
@@ -49,6 +51,8 @@ class SeedReport:
     created_users: list[tuple[str, str, Role]] = field(default_factory=list)
     entities_added: int = 0
     devices_added: int = 0
+    work_orders_added: int = 0
+    requests_added: int = 0
     credentials: list[tuple[str, str, Role]] = field(default_factory=list)
 
 
@@ -98,11 +102,16 @@ def ensure_users(session: Session, tenant: Tenant, report: SeedReport) -> None:
 
 
 def seed_demo(session: Session, size: Size = DEMO_SIZE) -> SeedReport:
-    """Tenant, communes, users, then the simulated territory's entities and devices."""
+    """Tenant, communes, users, the simulated territory's entities and devices, then
+    operations (teams, alarms, work orders) and citizen requests."""
     tenant = ensure_tenant(session)
     report = SeedReport(tenant=tenant)
     ensure_users(session, tenant, report)
     outcome = seed_territory(session, tenant.id, build_territory(DEMO_SEED, size))
     report.entities_added = outcome.entities_added
     report.devices_added = outcome.devices_added
+    # Teams, a grouped alarm and work orders at several stages, then citizen requests:
+    # so that every screen has something to show on first visit.
+    report.work_orders_added = seed_operations(session, tenant.id).work_orders_added
+    report.requests_added = seed_demo_requests(session, tenant.id)
     return report

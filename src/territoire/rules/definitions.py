@@ -169,15 +169,17 @@ class Stuck(Definition):
             return (
                 f"Alarme lorsque « {self.attribute} » garde la même valeur depuis plus de "
                 f"{_num(self.min_hours, lang)} h et si longtemps que, au rythme auquel cette "
-                "série change d'habitude à ces heures-là (appris par heure de la journée et "
-                f"par valeur pendant {_num(self.learn_hours, lang)} h), {expected} changements "
+                "série change d'habitude à ces heures-là (appris par heure des jours ouvrés, "
+                "des samedis et des dimanches et fêtes, et par valeur, pendant "
+                f"{_num(self.learn_hours, lang)} h), {expected} changements "
                 f"auraient dû se produire ; levée dès que la valeur change.{tail}"
             )
         tail = f" The values {ignored} do not count." if ignored else ""
         return (
             f"Alarm when '{self.attribute}' has kept the same value for more than "
             f"{_num(self.min_hours, lang)} h and so long that, at the rate this series "
-            "usually changes at those hours (learnt per hour of the day and per value over "
+            "usually changes at those hours (learnt per hour of working days, Saturdays and "
+            "Sundays or public holidays, and per value, over "
             f"{_num(self.learn_hours, lang)} h), {expected} changes were due; cleared as soon "
             f"as the value changes.{tail}"
         )

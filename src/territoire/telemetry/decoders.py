@@ -268,6 +268,8 @@ def decode_senml(body: bytes, device: DeviceLike | None, now: datetime, out: Dec
         out.reject("malformed_json", f"not valid JSON: {error}", body[:200])
         return
     resolver = _SenMLResolver(device, to_ms(now), out)
+    if _senml_columns(records, resolver):
+        return
     base_name, base_unit, base_time, base_value, base_sum = "", None, 0.0, 0.0, 0.0
     for record in records:
         if record.bver is not None and record.bver > 10:
@@ -299,6 +301,51 @@ def decode_senml(body: bytes, device: DeviceLike | None, now: datetime, out: Dec
         moment = base_time + record.t if record.t else base_time
         symbol = record.u if record.u is not None else base_unit
         resolver.add(name, symbol, moment, value, record)
+
+
+def _senml_columns(records: list[SenMLRecord], resolver: _SenMLResolver) -> bool:
+    """The usual pack (a numeric `v` in every record, names, units and times that all
+    resolve) straight into columns, one pass per field; False means: go record by record,
+    which says what is wrong with which record."""
+    values = [record.v for record in records]
+    if None in values or len(resolver.out.columns):
+        return False
+    versions = [record.bver for record in records]
+    if versions.count(None) != len(versions) and max(v or 0 for v in versions) > 10:
+        return False
+    base_names = _filled([record.bn for record in records], "")
+    suffixes = [record.n for record in records]
+    names = [b + n if n else b for b, n in zip(base_names, suffixes, strict=True)]
+    base_units = _filled([record.bu for record in records], None)
+    symbols = [
+        u if u is not None else b
+        for u, b in zip([record.u for record in records], base_units, strict=True)
+    ]
+    base_times = _filled([record.bt for record in records], 0.0)
+    offsets = [record.t for record in records]
+    moments = [b + t if t else b for b, t in zip(base_times, offsets, strict=True)]
+    base_values = [record.bv for record in records]
+    if base_values.count(None) != len(base_values):
+        filled = _filled(base_values, 0.0)
+        values = [b + v for b, v in zip(filled, values, strict=True)]
+    return resolver.add_columns(names, symbols, moments, values)  # type: ignore[arg-type]
+
+
+def _filled(column: list[Any], initial: Any) -> list[Any]:
+    """SenML base fields hold until the next record that sets them again."""
+    missing = column.count(None)
+    if missing == 0:
+        return column
+    if missing == len(column):
+        return [initial] * len(column)
+    if column[0] is not None and missing == len(column) - 1:
+        return [column[0]] * len(column)
+    filled, current = [], initial
+    for value in column:
+        if value is not None:
+            current = value
+        filled.append(current)
+    return filled
 
 
 class _SenMLResolver:
@@ -339,6 +386,45 @@ class _SenMLResolver:
         entity, attribute, mapped_unit, scale = target
         out.columns.append(entity, attribute, ms, value * scale, mapped_unit or unit)
 
+    def add_columns(
+        self,
+        names: list[str],
+        symbols: list[str | None],
+        moments: list[float],
+        values: list[float],
+    ) -> bool:
+        """Whole columns at once; False (nothing added) if any of them needs a refusal."""
+        quiet = DecodeOutcome()  # refusals here only mean: take the slow path
+        unit_of: dict[str | None, str | None] = {}
+        for symbol in set(symbols):
+            unit_of[symbol] = units.from_senml(symbol) if symbol is not None else None
+            if symbol is not None and unit_of[symbol] is None:
+                return False
+        ms_of: dict[float, int] = {}
+        for moment in set(moments):
+            if not math.isfinite(moment) or moment < -SENML_RELATIVE_LIMIT:
+                return False
+            relative = moment < SENML_RELATIVE_LIMIT
+            ms_of[moment] = seconds_to_ms(moment) + (self.now_ms if relative else 0)
+        targets: dict[str, tuple[str, str, str | None, float]] = {}
+        for name in set(names):
+            target = _senml_target(name, self.device, quiet, None)
+            if target is None:
+                return False
+            targets[name] = target
+        resolved = [targets[name] for name in names]
+        scaled = [t[3] != 1.0 for t in resolved]
+        if any(scaled):
+            values = [v * t[3] for v, t in zip(values, resolved, strict=True)]
+        self.out.columns = ReadingColumns(
+            entity=[t[0] for t in resolved],
+            attribute=[t[1] for t in resolved],
+            ms=[ms_of[m] for m in moments],
+            value=values,
+            unit=[t[2] or unit_of[s] for t, s in zip(resolved, symbols, strict=True)],
+        )
+        return True
+
     def _time(self, name: str, moment: float, record: SenMLRecord) -> int | None:
         if not math.isfinite(moment):
             self.out.reject("bad_timestamp", f"{name}: time is not finite", record)
@@ -355,7 +441,7 @@ class _SenMLResolver:
 
 
 def _senml_target(
-    name: str, device: DeviceLike | None, out: DecodeOutcome, record: SenMLRecord
+    name: str, device: DeviceLike | None, out: DecodeOutcome, record: SenMLRecord | None
 ) -> tuple[str, str, str | None, float] | None:
     """Entity and attribute of a resolved SenML name.
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from typing import ClassVar
 
+from territoire.rules import calendar
 from territoire.rules.definitions import HistoryRange, RateOfChange, Silence, Stuck, Threshold
 from territoire.rules.evaluators.base import (
     Context,
@@ -22,6 +23,7 @@ from territoire.telemetry import service as telemetry
 HISTORY_MEMORY = 60
 PRIOR_SECONDS = 3600.0  # an hour of the series' overall change rate steadies each hour's
 MAX_VALUE_KEYS = 10
+SLOTS = 3 * 24  # hours of working days, Saturdays, Sundays and public holidays
 
 
 class ThresholdEvaluator(SeriesEvaluator):
@@ -50,8 +52,9 @@ class ThresholdEvaluator(SeriesEvaluator):
 
 class StuckEvaluator(SeriesEvaluator):
     """Learns how long a healthy series keeps one value: its longest repeat ("longest"),
-    or how often it changes at each hour of the day, per value when it has few values
-    ("changes": a parking sensor's car stays longer at night than by day)."""
+    or how often it changes at each hour of working days, Saturdays and rest days, per
+    value when it has few values ("changes": a parked car stays longer at night, and a
+    shop street empties on Sundays)."""
 
     def __init__(self, definition: Stuck) -> None:
         super().__init__(definition, definition.attribute)
@@ -88,12 +91,13 @@ class StuckEvaluator(SeriesEvaluator):
         elapsed = ts - state["l"]
         if elapsed <= 0:
             return
-        hour = local_time(state["l"]).hour
+        moment = local_time(state["l"])
+        hour = calendar.day_type(moment.date()) * 24 + moment.hour
         rates: dict[str, list[list[float]]] = state.setdefault("h", {})
         key = _value_key(state["v"], rates)
         table = rates.get(key)
         if table is None:
-            table = rates[key] = [[0.0] * 24, [0.0] * 24]
+            table = rates[key] = [[0.0] * SLOTS, [0.0] * SLOTS]
         exposure, changes = table
         total_changes, total_exposure = sum(changes), sum(exposure)
         overall = (total_changes + 1) / (total_exposure + 86_400)

@@ -1,7 +1,7 @@
 """alarms and interventions: alarms with history, teams, work orders, reports, targets
 
 Revision ID: 0003
-Revises: 0001
+Revises: 0002
 Create Date: 2026-11-22
 
 One active alarm per (tenant, rule, entity) is enforced by a partial unique index, which
@@ -15,7 +15,7 @@ from alembic import op
 from sqlalchemy.dialects import postgresql
 
 revision: str = "0003"
-down_revision: str | None = "0001"
+down_revision: str | None = "0002"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

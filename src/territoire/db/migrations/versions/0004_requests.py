@@ -2,7 +2,7 @@
 followers, notification outbox, answer templates, Open311 client keys
 
 Revision ID: 0004
-Revises: 0001
+Revises: 0003
 Create Date: 2026-11-22
 
 Plain tables and B-tree indexes only, identical on SQLite and PostgreSQL. Enumerations
@@ -16,7 +16,7 @@ from alembic import op
 from sqlalchemy.dialects import postgresql
 
 revision: str = "0004"
-down_revision: str | None = "0001"
+down_revision: str | None = "0003"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
