@@ -26,6 +26,9 @@ from territoire.models import metadata
 from territoire.tenancy import service as tenancy
 from territoire.tenancy.models import Role, Tenant, TenantKind
 
+# Browser fixtures (one Chromium for the whole run) are shared by every test folder.
+pytest_plugins = ["tests.browser.fixtures"]
+
 TEST_DB = os.environ.get("TERRITOIRE_TEST_DB", "sqlite")
 PG_ADMIN_URL = normalise_database_url(
     os.environ.get("TERRITOIRE_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/postgres")

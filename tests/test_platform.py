@@ -13,8 +13,8 @@ from territoire.config import Settings, load_settings, normalise_database_url
 from territoire.db import Database, migrate
 from territoire.demo.seed import COMMUNES, DEMO_SLUG, DEMO_USERS, demo_password, seed_demo
 from territoire.models import metadata
-from territoire.simulator.sizes import Size
 from territoire.registry.models import Entity
+from territoire.simulator.sizes import Size
 from territoire.tenancy import service as tenancy
 
 from .conftest import World

@@ -19,7 +19,7 @@ from territoire.registry.types import Domain
 from territoire.tenancy.models import Role
 from territoire.web import maplayers
 from territoire.web.i18n import translator
-from tests.browser.conftest import LiveDemo
+from tests.browser.fixtures import LiveDemo
 
 pytestmark = pytest.mark.browser
 

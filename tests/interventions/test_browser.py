@@ -18,7 +18,7 @@ from territoire.interventions import service
 from territoire.interventions.demo import seed_operations
 from territoire.interventions.models import WorkOrderStatus
 from territoire.tenancy.models import Role
-from tests.browser.conftest import LiveDemo, chromium, live_demo, page  # noqa: F401
+from tests.browser.fixtures import LiveDemo
 
 pytestmark = pytest.mark.browser
 JPEG = b"\xff\xd8\xff\xe0" + b"\x20" * 512
@@ -39,7 +39,7 @@ def sign_in(browser_page: Any, base_url: str, role: Role, target: str) -> None:
 
 
 @pytest.fixture
-def phone(chromium: Any) -> Iterator[Any]:  # noqa: F811
+def phone(chromium: Any) -> Iterator[Any]:
     context = chromium.new_context(
         viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True, locale="fr-FR"
     )
@@ -50,9 +50,9 @@ def phone(chromium: Any) -> Iterator[Any]:  # noqa: F811
 
 
 def test_from_the_console_to_the_field(
-    page: Any,  # noqa: F811
+    page: Any,
     phone: Any,
-    live_demo: LiveDemo,  # noqa: F811
+    live_demo: LiveDemo,
     database: Database,
 ) -> None:
     with database.session() as session:

@@ -1,5 +1,5 @@
 """Fixtures of the requests tests: a small photo limit (so that 413 is cheap to reach),
-no digest delay, a real SMTP server, and the browser harness of tests/browser."""
+no digest delay and a real SMTP server (the browser fixtures come from tests/conftest.py)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,6 @@ import pytest
 from aiosmtpd.controller import Controller
 
 from territoire.config import Settings
-from tests.browser.conftest import chromium, live_demo  # noqa: F401  (shared fixtures)
 
 from .helpers import Sink, free_port
 

@@ -17,7 +17,7 @@ from territoire.interventions import service as interventions
 from territoire.requests import service
 from territoire.requests.demo import seed_demo_requests
 from territoire.tenancy.models import Role
-from tests.browser.conftest import LiveDemo
+from tests.browser.fixtures import LiveDemo
 
 from .helpers import Sink, body_of
 

@@ -1,4 +1,5 @@
-"""Browser tests: the real app served by uvicorn, driven by Debian's Chromium (Playwright)."""
+"""Browser-test fixtures, shared by every test folder (loaded by tests/conftest.py):
+the real app served by uvicorn, driven by Debian's Chromium (Playwright)."""
 
 from __future__ import annotations
 
