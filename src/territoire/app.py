@@ -36,6 +36,16 @@ def error_body(
     }
 
 
+def error_response(path: str, status_code: int, code: str, message: str) -> Response:
+    """The error answer for a path: Open311's own error list under /open311/, our JSON
+    envelope elsewhere. Used where no domain route ran (unknown path, body too large)."""
+    if path.startswith("/open311/"):
+        from territoire.requests.open311_format import error_response as open311_error
+
+        return open311_error("xml" if path.endswith(".xml") else "json", status_code, message)
+    return JSONResponse(error_body(code, message), status_code=status_code)
+
+
 def wants_html(request: Request) -> bool:
     path = request.url.path
     if path.startswith(("/api/", "/ngsi-ld/", "/open311/", "/ogcapi")):
@@ -60,7 +70,7 @@ class BodySizeLimit:
             return
         declared = dict(scope["headers"]).get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
-            await self._refuse(send)
+            await self._refuse(scope, send)
             return
         received = 0
         refused = False
@@ -76,7 +86,7 @@ class BodySizeLimit:
                 if received > self.max_bytes:
                     refused = True
                     if not started:
-                        await self._refuse(send)
+                        await self._refuse(scope, send)
                     return {"type": "http.disconnect"}
             return message
 
@@ -94,10 +104,12 @@ class BodySizeLimit:
             if not refused:
                 raise
 
-    async def _refuse(self, send: Send) -> None:
-        body = JSONResponse(
-            error_body("payload_too_large", f"request body larger than {self.max_bytes} bytes"),
-            status_code=413,
+    async def _refuse(self, scope: Scope, send: Send) -> None:
+        body = error_response(
+            scope["path"],
+            413,
+            "payload_too_large",
+            f"request body larger than {self.max_bytes} bytes",
         )
         await send({"type": "http.response.start", "status": 413, "headers": body.raw_headers})
         await send({"type": "http.response.body", "body": body.body})
@@ -130,13 +142,11 @@ def _install_error_handlers(app: FastAPI) -> None:
         return JSONResponse(error_body("invalid", message, problems), status_code=422)
 
     @app.exception_handler(StarletteHTTPException)
-    async def http_error(_request: Request, error: StarletteHTTPException) -> Response:
+    async def http_error(request: Request, error: StarletteHTTPException) -> Response:
         code = {404: "not_found", 405: "method_not_allowed"}.get(error.status_code, "http_error")
-        return JSONResponse(
-            error_body(code, str(error.detail)),
-            status_code=error.status_code,
-            headers=getattr(error, "headers", None),
-        )
+        response = error_response(request.url.path, error.status_code, code, str(error.detail))
+        response.headers.update(getattr(error, "headers", None) or {})
+        return response
 
     @app.exception_handler(Exception)
     async def unexpected(_request: Request, error: Exception) -> Response:

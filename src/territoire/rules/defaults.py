@@ -46,7 +46,7 @@ STUCK_SERIES: tuple[tuple[str, str, tuple[str, ...], dict[str, Any]], ...] = (
     ("relativeHumidity", "relativeHumidity", ("WeatherObserved",), {"ignore_values": [1.0]}),
     ("atmosphericPressure", "atmosphericPressure", ("WeatherObserved",), {}),
     ("windSpeed", "windSpeed", ("WeatherObserved",), {"ignore_values": [0.0]}),
-    ("occupancy", "occupancy", ("ParkingSpot",), {}),
+    ("occupancy", "occupancy", ("ParkingSpot",), {"model": "changes"}),
 )
 # Series whose slow drift the default set watches (history_range rules "drift-<attribute>").
 DRIFT_SERIES: tuple[str, ...] = ()

@@ -81,6 +81,7 @@ class MqttWorker:
         # Lists of (generation, delivery), one list per socket read.
         self._inbox: queue.Queue[list[tuple[int, Delivery]]] = queue.Queue()
         self._generation = 0
+        self._ack_lock = threading.Lock()
         self._stop = threading.Event()
         self._subscribed = threading.Event()
         self._drop = threading.Event()  # the consumer asks for a fresh connection
@@ -160,6 +161,10 @@ class MqttWorker:
                 self._inbox.put([(generation, delivery) for delivery in deliveries])
 
     def _reconnect(self) -> None:
+        with self._ack_lock:
+            # From here on, acknowledgements of what was read so far are not sent: the
+            # next connection may give their packet ids to other messages.
+            self._generation += 1
         self._subscribed.clear()
         self._session.close()
         while not self._inbox.empty():  # these come again, from the broker
@@ -172,7 +177,6 @@ class MqttWorker:
                 log.warning("MQTT broker unreachable (%s); retrying", error)
                 self._stop.wait(1.0)
                 continue
-            self._generation += 1
             self._subscribed.set()
             return
 
@@ -216,14 +220,15 @@ class MqttWorker:
             return
         self.stored += result.stored
         self.handled += len(batch)
-        generation = self._generation
-        # Acknowledgements of an older connection would name packet ids the broker has
-        # reassigned since: those messages come again and are stored idempotently.
-        ids = [d.packet_id for g, d in batch if d.packet_id and g == generation]
-        try:
-            self._session.ack(ids)
-        except OSError:
-            self._drop.set()
+        # Acknowledgements of an older connection would name packet ids the broker may
+        # have given to other messages since: those messages come again and are stored
+        # idempotently. The lock keeps a reconnection from slipping in between.
+        with self._ack_lock:
+            ids = [d.packet_id for g, d in batch if d.packet_id and g == self._generation]
+            try:
+                self._session.ack(ids)
+            except OSError:
+                self._drop.set()
 
 
 class MqttPublisher:

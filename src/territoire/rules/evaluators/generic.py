@@ -23,6 +23,7 @@ from territoire.telemetry import service as telemetry
 HISTORY_MEMORY = 60
 PRIOR_SECONDS = 3600.0  # an hour of the series' overall change rate steadies each hour's
 MAX_VALUE_KEYS = 10
+MAX_GAP = 2 * 3600
 SLOTS = 3 * 24  # hours of working days, Saturdays, Sundays and public holidays
 
 
@@ -89,8 +90,8 @@ class StuckEvaluator(SeriesEvaluator):
         """Time spent in each (value, hour) and changes seen there; `due` adds up the
         changes this run should have seen by now."""
         elapsed = ts - state["l"]
-        if elapsed <= 0:
-            return
+        if elapsed <= 0 or elapsed > MAX_GAP:
+            return  # a silent sensor is no evidence of a stuck one (the silence rule says it)
         moment = local_time(state["l"])
         hour = calendar.day_type(moment.date()) * 24 + moment.hour
         rates: dict[str, list[list[float]]] = state.setdefault("h", {})

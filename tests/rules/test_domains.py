@@ -1,0 +1,205 @@
+"""Water, building and waste rules on hand-made series: fire, stay quiet, clear."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+from territoire.alarms.models import AlarmStatus
+from territoire.rules import service as rules
+from territoire.telemetry.records import Reading
+from tests.conftest import World
+from tests.rules.helpers import alarms_of, at, entity, rule, send
+
+DISTRICT = "urn:ngsi-ld:WaterConsumptionObserved:s1"
+DISTRICT_2 = "urn:ngsi-ld:WaterConsumptionObserved:s2"
+SCHOOL = "urn:ngsi-ld:Building:school"
+STATION = "urn:ngsi-ld:WeatherObserved:meteo"
+BIN = "urn:ngsi-ld:WasteContainer:bin"
+HOURS = "Mo-Fr 08:00-18:00"  # local time; UTC+1 in January
+
+
+def _quarters(
+    urn: str, attribute: str, hours: float, value: Callable[[float], float], start: float = 0
+) -> list[Reading]:
+    return [
+        Reading(urn, attribute, at(start + k / 4), value(start + k / 4))
+        for k in range(int(hours * 4))
+    ]
+
+
+def _timers(world: World, until: float, start: float = 0, every: float = 1) -> None:
+    hour = start
+    while hour <= until:
+        rules.run_timers(world.database, at(hour))
+        hour += every
+
+
+# --- water -----------------------------------------------------------------------------
+
+
+def test_night_flow_above_its_baseline_is_a_leak_and_a_burst_night_is_not(world: World) -> None:
+    tenant = world.tenant("ville-eau").id
+    entity(world.database, tenant, DISTRICT)
+    rule(world.database, tenant, "leak", {"kind": "night_flow"})
+    # The window 02:00-04:00 Paris is 01:00-03:00 UTC in January.
+    nightly = {6: 12.5, 8: 40.0}  # a leak (+25 %) the 7th night, a burst the 9th
+
+    def flow(hour: float) -> float:
+        night = int(hour // 24)
+        base = nightly.get(night, 10.0) if 1 <= hour % 24 < 3 else 30.0
+        return base + 0.1 * math.sin(hour * 7)
+
+    for day in range(10):
+        send(world.database, tenant, _quarters(DISTRICT, "flow", 24, flow, start=day * 24))
+        _timers(world, day * 24 + 23, start=day * 24)
+    (alarm,) = alarms_of(world.database, tenant)
+    assert alarm.entity_urn == DISTRICT
+    assert alarm.raised_at == at(6 * 24 + 3), "judged when the night window closes"
+    assert alarm.status is AlarmStatus.CLEARED, "the 8th night was normal again"
+    assert alarm.cleared_at == at(7 * 24 + 3)
+
+
+def test_a_sudden_large_flow_is_a_burst(world: World) -> None:
+    tenant = world.tenant("ville-eau").id
+    entity(world.database, tenant, DISTRICT)
+    rule(world.database, tenant, "burst", {"kind": "burst", "learn_days": 1})
+
+    def flow(hour: float) -> float:
+        usual = 10 + 5 * math.sin(hour / 24 * 2 * math.pi)
+        return usual + (12.0 if 36 <= hour < 38 else 0.0)
+
+    send(world.database, tenant, _quarters(DISTRICT, "flow", 24, flow))
+    send(world.database, tenant, _quarters(DISTRICT, "flow", 24, flow, start=24))
+    (alarm,) = alarms_of(world.database, tenant)
+    assert alarm.raised_at == at(36.25), "two readings above the usual profile"
+    assert alarm.status is AlarmStatus.CLEARED and alarm.cleared_at == at(38)
+
+
+def test_network_efficiency_below_target(world: World) -> None:
+    tenant = world.tenant("ville-eau").id
+    entity(world.database, tenant, DISTRICT, {"connections": 100})
+    entity(world.database, tenant, DISTRICT_2, {"connections": 100})
+    rule(world.database, tenant, "efficiency", {"kind": "network_efficiency", "days": 2})
+
+    def leaky(hour: float) -> float:
+        return 4.0 if 1 <= hour % 24 < 3 else 10.6
+
+    def tight(hour: float) -> float:
+        return 1.0 if 1 <= hour % 24 < 3 else 10.6
+
+    for day in range(3):
+        send(world.database, tenant, _quarters(DISTRICT, "flow", 24, leaky, start=day * 24))
+        send(world.database, tenant, _quarters(DISTRICT_2, "flow", 24, tight, start=day * 24))
+    _timers(world, 72, start=0, every=6)
+    (alarm,) = alarms_of(world.database, tenant)
+    assert alarm.entity_urn == DISTRICT
+    assert alarm.value is not None and 0.6 < alarm.value < 0.7
+
+
+# --- buildings -------------------------------------------------------------------------
+
+
+def _open(hour: float) -> bool:
+    local = (hour + 1) % 24
+    return 8 <= local < 18  # BASE is a Monday: days 0-4 are working days
+
+
+def test_consumption_while_unoccupied(world: World) -> None:
+    tenant = world.tenant("ville-bat").id
+    entity(world.database, tenant, SCHOOL, {"openingHours": [HOURS]})
+    rule(world.database, tenant, "lit", {"kind": "unoccupied_consumption"})
+
+    def power(hour: float) -> float:
+        if _open(hour):
+            return 50.0
+        return 30.0 if 24 * 2 + 19 <= hour < 24 * 3 + 5 else 10.0 + 0.1 * math.sin(hour)
+
+    readings = _quarters(SCHOOL, "activePower", 24 * 3 + 12, power)
+    readings += _quarters(SCHOOL, "occupancy", 24 * 3 + 12, lambda h: 0.8 if _open(h) else 0.0)
+    send(world.database, tenant, readings)
+    (alarm,) = alarms_of(world.database, tenant)
+    assert alarm.raised_at == at(24 * 2 + 19.75), "four readings well above the usual"
+    assert alarm.status is AlarmStatus.CLEARED
+
+
+def test_heating_while_unoccupied(world: World) -> None:
+    tenant = world.tenant("ville-bat").id
+    entity(world.database, tenant, SCHOOL, {"openingHours": [HOURS]})
+    rule(world.database, tenant, "heated", {"kind": "unoccupied_heating"})
+    fault = (24 * 2 + 17, 24 * 3 + 5)  # Wednesday evening to Thursday morning (UTC)
+
+    def temperature(hour: float) -> float:
+        wobble = 0.1 * math.sin(hour * 5)
+        if _open(hour) or fault[0] <= hour < fault[1]:
+            return 20.0 + wobble
+        since_closing = (hour + 1 - 18) % 24
+        return max(16.0, 20.0 - since_closing) + wobble
+
+    def gas(hour: float) -> float:
+        wobble = 0.05 * math.cos(hour * 3)
+        if fault[0] <= hour < fault[1]:
+            return 5.0 + wobble
+        if _open(hour) or temperature(hour) < 16.2:
+            return 2.0 + wobble
+        return 0.0
+
+    span = 24 * 3 + 12
+    readings = _quarters(SCHOOL, "temperature", span, temperature)
+    readings += _quarters(SCHOOL, "gasConsumption", span, gas)
+    readings += _quarters(SCHOOL, "occupancy", span, lambda h: 0.8 if _open(h) else 0.0)
+    send(world.database, tenant, readings)
+    (alarm,) = alarms_of(world.database, tenant)
+    assert alarm.entity_urn == SCHOOL
+    assert at(fault[0] + 4) <= alarm.raised_at <= at(fault[0] + 4.25), "1 h after closing + 3 h"
+
+
+def test_consumption_drift_against_degree_days(world: World) -> None:
+    tenant = world.tenant("ville-bat").id
+    entity(world.database, tenant, SCHOOL, {"openingHours": [HOURS]})
+    entity(world.database, tenant, STATION)
+    rule(
+        world.database,
+        tenant,
+        "drift",
+        {"kind": "consumption_drift", "weather_entity": STATION, "learn_days": 3, "days": 1},
+    )
+    outdoor = [2.0, 6.0, 10.0, 4.0, 4.0, 8.0]
+    factor = [1, 1, 1, 1, 2, 1]  # day 4 burns twice what its weather explains
+    for day, temp in enumerate(outdoor):
+        # Hourly readings from 00:00 to 23:00 Paris (23:00 UTC the day before).
+        start = day * 24 - 1
+        send(world.database, tenant, [Reading(STATION, "temperature", at(start + h), temp)
+                                      for h in range(24)])  # fmt: skip
+        send(world.database, tenant, [Reading(SCHOOL, "gasConsumption", at(start + h),
+                                              (16 - temp) * factor[day]) for h in range(24)])  # fmt: skip
+        rules.run_timers(world.database, at(start + 24.5))
+    (alarm,) = alarms_of(world.database, tenant)
+    assert alarm.entity_urn == SCHOOL
+    assert alarm.status is AlarmStatus.CLEARED, "day 5 was normal again"
+
+
+# --- waste -----------------------------------------------------------------------------
+
+
+def test_container_full_then_emptied(world: World) -> None:
+    tenant = world.tenant("ville-dechets").id
+    entity(world.database, tenant, BIN)
+    rule(world.database, tenant, "full", {"kind": "container_full"})
+    levels = [0.5, 0.7, 0.9, 0.94, 0.97, 1.0, 1.0, 0.05, 0.1]
+    send(world.database, tenant, [Reading(BIN, "fillingLevel", at(h), v)
+                                  for h, v in enumerate(levels)])  # fmt: skip
+    (alarm,) = alarms_of(world.database, tenant)
+    assert alarm.raised_at == at(4) and alarm.cleared_at == at(7)
+
+
+def test_container_predicted_full(world: World) -> None:
+    tenant = world.tenant("ville-dechets").id
+    entity(world.database, tenant, BIN)
+    rule(world.database, tenant, "soon", {"kind": "container_forecast", "hours": 6})
+    levels = [0.2, 0.25, 0.3, 0.35, 0.4, 0.45, 0.5, 0.55, 0.6, 0.65, 0.7, 0.75, 0.8]
+    send(world.database, tenant, [Reading(BIN, "fillingLevel", at(h), v)
+                                  for h, v in enumerate(levels)])  # fmt: skip
+    (alarm,) = alarms_of(world.database, tenant)
+    # 5 % an hour: at 65 % full in 7 h; at 75 %, in 5 h (6 h is too close to call).
+    assert alarm.raised_at == at(11)
