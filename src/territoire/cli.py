@@ -17,6 +17,7 @@ from territoire.db import Database, migrate
 from territoire.errors import DomainError
 from territoire.interventions import cli as operations_cli
 from territoire.requests import cli as requests_cli
+from territoire.rules import cli as rules_cli
 from territoire.simulator import cli as simulator_cli
 from territoire.telemetry import cli as telemetry_cli
 from territoire.tenancy.models import Role, Tenant, TenantKind
@@ -35,6 +36,8 @@ app.add_typer(token_app, name="token")
 app.add_typer(import_app, name="import")
 app.add_typer(telemetry_cli.lake_app, name="lake")
 app.add_typer(telemetry_cli.telemetry_app, name="telemetry")
+app.add_typer(rules_cli.rules_app, name="rules")
+app.add_typer(rules_cli.evaluate_app, name="evaluate")
 app.add_typer(requests_cli.app, name="requests")
 app.add_typer(operations_cli.app, name="operations")
 app.command("worker")(telemetry_cli.worker)

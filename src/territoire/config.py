@@ -68,6 +68,8 @@ class Settings(BaseSettings):
     requests_submission_burst: int = 5
     requests_max_photo_bytes: int = 4 * 1024 * 1024
     requests_max_photos: int = 3
+    # Rule timers (silence, night windows, daily checks) in the web process; 0: off.
+    rule_timer_seconds: float = 60.0
 
     @classmethod
     def settings_customise_sources(

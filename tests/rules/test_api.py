@@ -51,7 +51,11 @@ def test_a_key_is_made_from_the_name_and_must_be_unique(world: World) -> None:
     [
         ({"definition": {"kind": "lamp_flicker"}}, "definition.kind", "unknown kind"),
         ({"definition": {"kind": "lamp_out", "samples": 0}}, "definition.samples", "greater"),
-        ({"definition": {"kind": "lamp_out", "colour": "red"}}, "definition.colour", "not permitted"),
+        (
+            {"definition": {"kind": "lamp_out", "colour": "red"}},
+            "definition.colour",
+            "not permitted",
+        ),
         (
             {"definition": {"kind": "threshold", "attribute": "t", "value": 5, "clear_value": 9}},
             "definition",
@@ -100,7 +104,9 @@ def test_editing_makes_a_new_version_and_keeps_the_old_ones(world: World) -> Non
     client = world.api(tenant, Role.OPERATOR)
     created = client.post("/api/v1/rules", json=LAMP_OUT).json()
     url = f"/api/v1/rules/{created['id']}"
-    edited = client.patch(url, json={"definition": {"kind": "lamp_out", "samples": 8}, "version": 1})
+    edited = client.patch(
+        url, json={"definition": {"kind": "lamp_out", "samples": 8}, "version": 1}
+    )
     assert edited.status_code == 200, edited.text
     assert edited.json()["version"] == 2 and "8 relevés" in edited.json()["description"]["fr"]
     stale = client.patch(url, json={"severity": "minor", "version": 1})
@@ -133,7 +139,10 @@ def test_roles_and_tenants(world: World) -> None:
     viewer = world.api(mine, Role.VIEWER)
     assert viewer.post("/api/v1/rules", json=LAMP_OUT).status_code == 403
     assert viewer.patch(f"/api/v1/rules/{created['id']}", json={}).status_code == 403
-    assert world.api(mine, Role.FIELD_AGENT).delete(f"/api/v1/rules/{created['id']}").status_code == 403
+    assert (
+        world.api(mine, Role.FIELD_AGENT).delete(f"/api/v1/rules/{created['id']}").status_code
+        == 403
+    )
     stranger = world.api(theirs, Role.ADMIN)
     assert stranger.get(f"/api/v1/rules/{created['id']}").status_code == 404
     assert stranger.get("/api/v1/rules").json() == []

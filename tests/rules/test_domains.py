@@ -169,10 +169,10 @@ def test_consumption_drift_against_degree_days(world: World) -> None:
     for day, temp in enumerate(outdoor):
         # Hourly readings from 00:00 to 23:00 Paris (23:00 UTC the day before).
         start = day * 24 - 1
-        send(world.database, tenant, [Reading(STATION, "temperature", at(start + h), temp)
-                                      for h in range(24)])  # fmt: skip
-        send(world.database, tenant, [Reading(SCHOOL, "gasConsumption", at(start + h),
-                                              (16 - temp) * factor[day]) for h in range(24)])  # fmt: skip
+        hours = [at(start + h) for h in range(24)]
+        send(world.database, tenant, [Reading(STATION, "temperature", t, temp) for t in hours])
+        gas = (16 - temp) * factor[day]
+        send(world.database, tenant, [Reading(SCHOOL, "gasConsumption", t, gas) for t in hours])
         rules.run_timers(world.database, at(start + 24.5))
     (alarm,) = alarms_of(world.database, tenant)
     assert alarm.entity_urn == SCHOOL

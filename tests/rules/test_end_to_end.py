@@ -107,8 +107,12 @@ def test_simulated_lamps_out_raise_alarms_and_the_loop_closes(world: World) -> N
     cabinet = lamp.relationships["refStreetlightControlCabinet"]
     readings = [
         Reading(cabinet, "illuminanceLevel", evening, 1.0),
-        Reading(lamp.urn, "powerConsumption", evening + timedelta(minutes=5),
-                float(lamp.properties["nominalPower"])),  # fmt: skip
+        Reading(
+            lamp.urn,
+            "powerConsumption",
+            evening + timedelta(minutes=5),
+            float(lamp.properties["nominalPower"]),
+        ),
         Reading(cabinet, "illuminanceLevel", evening + timedelta(minutes=15), 1.0),
     ]
     later = evening + timedelta(hours=1)

@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+import time
+from datetime import UTC, datetime, timedelta
+
+from fastapi.testclient import TestClient
 from sqlalchemy import event, select
 
+from territoire.app import create_app
+from territoire.config import Settings
 from territoire.db import Database
 from territoire.rules import engine
 from territoire.rules import service as rules
@@ -127,3 +133,20 @@ def test_rules_of_one_tenant_never_see_another_tenants_readings(world: World) ->
     assert alarms_of(world.database, second) == []
     with world.database.session() as session:
         assert session.scalars(select(RuleState)).all() == []
+
+
+def test_the_web_process_runs_the_timers_in_the_background(
+    world: World, settings: Settings
+) -> None:
+    tenant = world.tenant("ville-a").id
+    entity(world.database, tenant, STATION)
+    rule(world.database, tenant, "silence", {"kind": "silence", "minutes": 5})
+    an_hour_ago = datetime.now(UTC) - timedelta(hours=1)
+    send(world.database, tenant, [Reading(STATION, "temperature", an_hour_ago, 5.0)])
+    app = create_app(settings.model_copy(update={"rule_timer_seconds": 0.1}), world.database)
+    with TestClient(app):
+        deadline = time.monotonic() + 10
+        while not alarms_of(world.database, tenant) and time.monotonic() < deadline:
+            time.sleep(0.1)
+    (alarm,) = alarms_of(world.database, tenant)
+    assert alarm.rule_key == "silence" and alarm.entity_urn == STATION

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, FastAPI, Query
 
 from territoire.http import DbSession, Reader, requires
-from territoire.rules import defaults, service
+from territoire.rules import defaults, kpis, pages, service
 from territoire.rules.definitions import DEFINITIONS
 from territoire.rules.models import Rule, RuleVersion
 from territoire.rules.schemas import (
@@ -155,5 +158,27 @@ def rule_versions(rule_id: str, session: DbSession, principal: Reader) -> list[R
     return [version_out(version) for version in service.versions_of(session, rule)]
 
 
-router = APIRouter()
+# Importing the KPIs registers them with the KPI module (its extension point).
+KPI_PROVIDER = kpis.telemetry_kpis
+
+
+@contextlib.asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    """The embedded default runs the rule timers in the web process (workers run theirs
+    with `service.run_timers_forever`)."""
+    every = float(app.state.settings.rule_timer_seconds)
+    task = None
+    if every > 0:
+        task = asyncio.create_task(service.run_timers_in_background(app.state.database, every))
+    try:
+        yield
+    finally:
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+
+router = APIRouter(lifespan=lifespan)
 router.include_router(api)
+router.include_router(pages.router)

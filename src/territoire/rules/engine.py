@@ -19,9 +19,9 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import func, select, text, tuple_, update
+from sqlalchemy import Table, bindparam, func, select, text, tuple_, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -285,17 +285,21 @@ def load_states(
     return found
 
 
+_STATES = cast(Table, RuleState.__table__)
+_SAVE = (
+    update(_STATES)
+    .where(_STATES.c.rule_id == bindparam("r"), _STATES.c.subject == bindparam("s"))
+    .values(state=bindparam("state"), updated_at=bindparam("now"))
+)
+
+
 def save_states(session: Session, states: dict[tuple[int, str], State]) -> None:
+    """One executemany UPDATE (the rows exist: `load_states` created the missing ones)."""
     if not states:
         return
     now = utcnow()
-    session.execute(
-        update(RuleState),
-        [
-            {"rule_id": r, "subject": s, "state": state, "updated_at": now}
-            for (r, s), state in sorted(states.items())
-        ],
-    )
+    rows = [{"r": r, "s": s, "state": state, "now": now} for (r, s), state in states.items()]
+    session.connection().execute(_SAVE, rows)
 
 
 def all_subjects(session: Session, rule_id: int) -> list[str]:

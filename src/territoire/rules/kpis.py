@@ -15,9 +15,10 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
-from datetime import datetime, timedelta
+from datetime import datetime
 from zoneinfo import ZoneInfo
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from territoire.interventions.kpis import KpiDefinition, KpiQuery, KpiValue, Unit, register
@@ -75,7 +76,9 @@ WASTE_KPI = (
 )
 
 
-def _series(session: Session, tenant_id: int, entity_type: str, attribute: str) -> list[telemetry.SeriesInfo]:
+def _series(
+    session: Session, tenant_id: int, entity_type: str, attribute: str
+) -> list[telemetry.SeriesInfo]:
     found, offset = [], 0
     while True:
         page, total = telemetry.list_series(
@@ -152,8 +155,6 @@ def lighting_saving(session: Session, query: KpiQuery) -> KpiValue:
 
 def _night_use(session: Session, tenant_id: int) -> float:
     """The night use per connection of the tenant's efficiency rule, if it has one."""
-    from sqlalchemy import select
-
     rule = session.scalar(
         select(Rule).where(
             Rule.tenant_id == tenant_id,
@@ -200,7 +201,9 @@ def water_efficiency(session: Session, query: KpiQuery) -> list[KpiValue]:
         volume += district_volume
         losses += (1 - efficiency) * district_volume
         values.append(
-            KpiValue("water.network_efficiency", round(100 * efficiency, 2), len(daily), series.entity)
+            KpiValue(
+                "water.network_efficiency", round(100 * efficiency, 2), len(daily), series.entity
+            )
         )
     overall = round(100 * (1 - losses / volume), 2) if volume > 0 else None
     return [KpiValue("water.network_efficiency", overall, len(values)), *values]
@@ -212,7 +215,9 @@ def containers_overflowed(session: Session, query: KpiQuery) -> KpiValue:
     full = 0
     if end > start:
         for series in chosen:
-            buckets = telemetry.aggregate(session, query.tenant_id, series.id, start, end, "P1D", PARIS)
+            buckets = telemetry.aggregate(
+                session, query.tenant_id, series.id, start, end, "P1D", PARIS
+            )
             if any(b.max >= FULL_LEVEL for b in buckets):
                 full += 1
     return KpiValue("waste.containers_overflowed", full, len(chosen))
@@ -239,7 +244,9 @@ def unoccupied_waste(session: Session, query: KpiQuery) -> KpiValue:
             continue
         quiet = [
             b.avg
-            for b in telemetry.aggregate(session, query.tenant_id, series.id, start, end, "PT1H", PARIS)
+            for b in telemetry.aggregate(
+                session, query.tenant_id, series.id, start, end, "PT1H", PARIS
+            )
             if _quiet_hour(opening, b.start)
         ]
         if not quiet:
@@ -266,5 +273,3 @@ def telemetry_kpis(session: Session, query: KpiQuery) -> list[KpiValue]:
 
 
 register([*TELEMETRY_KPIS, *([WASTE_KPI] if WASTE_KPI else [])], telemetry_kpis)
-
-__all__ = ["telemetry_kpis", "timedelta"]

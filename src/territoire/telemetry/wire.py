@@ -290,11 +290,18 @@ class ConsumerSession:
         if packet_ids:
             self._send(puback_packets(packet_ids))
 
-    def disconnect(self, *, end_session: bool = False) -> None:
-        """Leave cleanly; `end_session` also makes the broker drop the session now."""
-        if self._sock is not None:
+    def disconnect(self, *, end_session: bool = False, timeout: float = 2.0) -> None:
+        """Leave cleanly; `end_session` also makes the broker drop the session. Returns
+        once the broker has closed its side (it has then handled the DISCONNECT), so that
+        a client reconnecting at once with the same id finds the session gone."""
+        sock = self._sock
+        if sock is not None:
             with contextlib.suppress(OSError):
                 self._send(disconnect_packet(0 if end_session else None))
+                sock.shutdown(socket.SHUT_WR)
+                sock.settimeout(timeout)
+                while sock.recv(65536):
+                    pass
         self.close()
 
     def close(self) -> None:

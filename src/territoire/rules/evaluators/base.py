@@ -116,6 +116,8 @@ class Context:
     now: float | None = None  # timers only: the evaluation time (epoch seconds)
     extra: dict[str, Any] = field(default_factory=dict)
     _covered: dict[str, bool] = field(default_factory=dict, repr=False)
+    # Evaluators may remember here which subject an entity's readings go to (one batch).
+    subjects: dict[Any, Any] = field(default_factory=dict, repr=False)
 
     def in_scope(self, urn: str) -> bool:
         found = self._covered.get(urn)

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import bisect
 import math
-from typing import Any
+from typing import Any, cast
 
 from territoire.rules.definitions import CabinetFault, DayBurner, LampCycling, LampOut, Lighting
 from territoire.rules.evaluators.base import (
@@ -33,6 +33,7 @@ COMMANDS_KEPT = 3 * 3600  # seconds of commands kept to judge late lamp readings
 MAX_COMMAND_GAP = 40 * 60  # two cabinet reports further apart than this say nothing
 PENDING_LIMIT = 2 * 3600  # lamp readings the cabinet never caught up with are dropped
 ON, OFF, UNKNOWN = 1, 0, -1
+MISSING = object()
 SWITCH_MEMORY = 24 * 3600  # lamp out: how far back a lamp's going dark counts
 
 
@@ -44,13 +45,18 @@ class LightingEvaluator(Evaluator):
         self.attributes = frozenset({self.power, self.command})
 
     def subject(self, point: Point, ctx: Context) -> str | None:
-        kind = entity_type(point.entity)
-        if point.attribute == self.command and kind == CABINET_TYPE:
-            return point.entity
-        if point.attribute != self.power or not ctx.in_scope(point.entity):
-            return None
-        info = ctx.entities.get(point.entity)
-        return info.related(CABINET_RELATION) if info is not None else None
+        key = (point.entity, point.attribute)
+        known = ctx.subjects.get(key, MISSING)
+        if known is not MISSING:
+            return cast(str | None, known)
+        found: str | None = None
+        if point.attribute == self.command and entity_type(point.entity) == CABINET_TYPE:
+            found = point.entity
+        elif point.attribute == self.power and ctx.in_scope(point.entity):
+            info = ctx.entities.get(point.entity)
+            found = info.related(CABINET_RELATION) if info is not None else None
+        ctx.subjects[key] = found
+        return found
 
     def evaluate(
         self, subject: str, state: State, points: list[Point], ctx: Context

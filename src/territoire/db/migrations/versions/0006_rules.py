@@ -84,7 +84,7 @@ def upgrade() -> None:
         sa.Column("rule_id", sa.Integer(), nullable=False),
         sa.Column("subject", sa.String(255), nullable=False),
         sa.Column("tenant_id", sa.Integer(), nullable=False),
-        sa.Column("state", JSON, nullable=False),
+        sa.Column("state", sa.Text(), nullable=False),  # compact JSON (orjson)
         sa.Column("updated_at", TIMESTAMP, nullable=False),
         sa.ForeignKeyConstraint(
             ["rule_id"], ["rule.id"], name=op.f("fk_rule_state_rule_id_rule"), ondelete="CASCADE"
