@@ -21,6 +21,7 @@ from territoire.tenancy.models import Role, Tenant
 from .conftest import World
 from .interventions.isolation import OPERATIONS_BODIES, OPERATIONS_FACTORIES
 from .requests.isolation import ACTING_TENANT_PARAMETERS, REQUEST_BODIES, REQUEST_FACTORIES
+from .rules.isolation import RULES_FACTORIES
 from .telemetry.isolation import TELEMETRY_FACTORIES
 
 BOUNDARY = {
@@ -76,6 +77,7 @@ FACTORIES.update(REQUEST_FACTORIES)
 BODIES.update(REQUEST_BODIES)
 FACTORIES.update(OPERATIONS_FACTORIES)
 FACTORIES.update(TELEMETRY_FACTORIES)
+FACTORIES.update(RULES_FACTORIES)
 BODIES.update(OPERATIONS_BODIES)
 
 PARAMETER = re.compile(r"{([^}:]+)(?::[^}]+)?}")

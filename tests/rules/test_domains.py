@@ -203,3 +203,23 @@ def test_container_predicted_full(world: World) -> None:
     (alarm,) = alarms_of(world.database, tenant)
     # 5 % an hour: at 65 % full in 7 h; at 75 %, in 5 h (6 h is too close to call).
     assert alarm.raised_at == at(11)
+
+
+def test_a_fill_sensor_that_reads_high_or_low_after_emptying(world: World) -> None:
+    tenant = world.tenant("ville-dechets").id
+    entity(world.database, tenant, BIN)
+    rule(world.database, tenant, "offset", {"kind": "emptied_level"})
+    rule(world.database, tenant, "full", {"kind": "container_full", "level": 0.99})
+    # Healthy: emptied to 2 %. Then emptied to 25 %: reads high. Then full: not believed.
+    high = [0.6, 0.8, 0.02, 0.1, 0.5, 0.9, 0.25, 0.4, 1.0, 1.0]
+    send(world.database, tenant, [Reading(BIN, "fillingLevel", at(h), v)
+                                  for h, v in enumerate(high)])  # fmt: skip
+    (alarm,) = alarms_of(world.database, tenant)
+    assert (alarm.rule_key, alarm.raised_at) == ("offset", at(6))
+    # Emptied to 1 % at last (cleared), then it stays at 0 % for half a day: reads low.
+    low = [0.01, 0.05, 0.7, *([0.0] * 14), 0.01]
+    send(world.database, tenant, [Reading(BIN, "fillingLevel", at(10 + h), v)
+                                  for h, v in enumerate(low)])  # fmt: skip
+    first, second = alarms_of(world.database, tenant)
+    assert first.status is AlarmStatus.CLEARED and first.cleared_at == at(10)
+    assert second.rule_key == "offset" and second.raised_at == at(10 + 3 + 13)

@@ -125,9 +125,11 @@ def detection(
 
         report = measure.run(config, advance)
     table = Table(
-        "fault kind", "injected", "detected", "precision", "recall", "median TTD", "p90 TTD",
-        title=f"Detection, {size.value}, seed {seed}, {days} days (after {warmup} warm-up)",
-    )  # fmt: skip
+        title=f"Detection, {size.value}, seed {seed}, {days} days (after {warmup} warm-up)"
+    )
+    table.add_column("fault kind", no_wrap=True)
+    for name in ("injected", "detected", "precision", "recall", "median TTD", "p90 TTD"):
+        table.add_column(name, justify="right", no_wrap=True)
     for row in measure.table(report):
         table.add_row(*row)
     console.print(table)

@@ -48,8 +48,6 @@ STUCK_SERIES: tuple[tuple[str, str, tuple[str, ...], dict[str, Any]], ...] = (
     ("windSpeed", "windSpeed", ("WeatherObserved",), {"ignore_values": [0.0]}),
     ("occupancy", "occupancy", ("ParkingSpot",), {"model": "changes"}),
 )
-# Series whose slow drift the default set watches (history_range rules "drift-<attribute>").
-DRIFT_SERIES: tuple[str, ...] = ()
 POOL_USAGES = frozenset({"pool", "swimmingPool", "swimming_pool"})
 
 
@@ -92,7 +90,18 @@ def default_rules(session: Session, tenant_id: int) -> list[RuleDraft]:
         RuleDraft(
             "Rendement de réseau", {"kind": "network_efficiency"}, "warning", key="water-efficiency"
         ),
-        RuleDraft("Conteneur plein", {"kind": "container_full"}, "minor", key="container-full"),
+        RuleDraft(
+            "Conteneur plein",
+            {"kind": "container_full", "level": 0.99},
+            "minor",
+            key="container-full",
+        ),
+        RuleDraft(
+            "Capteur de remplissage décalé",
+            {"kind": "emptied_level"},
+            "minor",
+            key="container-sensor",
+        ),
         RuleDraft(
             "Conteneur bientôt plein",
             {"kind": "container_forecast"},

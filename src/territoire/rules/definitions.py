@@ -592,6 +592,7 @@ class ContainerFull(Definition):
     level: float = Field(default=0.95, gt=0, le=1)
     readings: int = Field(default=1, ge=1, le=100)
     clear_level: float = Field(default=0.5, ge=0, lt=1)
+    max_after_emptying: float | None = Field(default=0.12, gt=0, lt=1)
     default_types: ClassVar[tuple[str, ...]] = ("WasteContainer",)
 
     @model_validator(mode="after")
@@ -606,11 +607,52 @@ class ContainerFull(Definition):
                 f"Conteneur plein : alarme lorsque le taux de remplissage atteint "
                 f"{_pct(self.level, lang)} sur {self.readings} relevé(s) consécutif(s) ; "
                 f"levée lorsqu'il redescend sous {_pct(self.clear_level, lang)} (vidage)."
+                + (
+                    " Pas d'alarme tant que le dernier vidage a laissé une mesure au-dessus "
+                    f"de {_pct(self.max_after_emptying, lang)} (capteur qui lit trop haut)."
+                    if self.max_after_emptying is not None
+                    else ""
+                )
             )
         return (
             f"Container full: alarm when the fill level reaches {_pct(self.level, lang)} on "
             f"{self.readings} consecutive reading(s); cleared when it falls below "
             f"{_pct(self.clear_level, lang)} (emptied)."
+            + (
+                " No alarm while the last emptying left a reading above "
+                f"{_pct(self.max_after_emptying, lang)} (a sensor reading high)."
+                if self.max_after_emptying is not None
+                else ""
+            )
+        )
+
+
+class EmptiedLevel(Definition):
+    """A fill sensor's own check: emptying must bring it back near 0 %."""
+
+    kind: Literal["emptied_level"] = "emptied_level"
+    attribute: Attribute = "fillingLevel"
+    drop: float = Field(default=0.3, gt=0, le=1)
+    max_after: float = Field(default=0.12, gt=0, lt=1)
+    zero_hours: float = Field(default=12.0, gt=0, le=336)
+    default_types: ClassVar[tuple[str, ...]] = ("WasteContainer",)
+
+    def describe(self, lang: str) -> str:
+        if lang == "fr":
+            return (
+                "Capteur de remplissage décalé : un vidage (baisse d'au moins "
+                f"{_pct(self.drop, lang)} d'un relevé au suivant) doit ramener la mesure près "
+                f"de 0 %. Alarme si elle reste au-dessus de {_pct(self.max_after, lang)} (le "
+                "capteur lit trop haut) ou si elle reste à 0 % plus de "
+                f"{_num(self.zero_hours, lang)} h après (il lit trop bas) ; levée au vidage "
+                "suivant normal."
+            )
+        return (
+            "Fill sensor offset: an emptying (a fall of at least "
+            f"{_pct(self.drop, lang)} from one reading to the next) must bring the reading "
+            f"back near 0 %. Alarm if it stays above {_pct(self.max_after, lang)} (the sensor "
+            f"reads high) or stays at 0 % for more than {_num(self.zero_hours, lang)} h "
+            "afterwards (it reads low); cleared by the next normal emptying."
         )
 
 
@@ -657,7 +699,8 @@ AnyDefinition = Annotated[
     | UnoccupiedHeating
     | ConsumptionDrift
     | ContainerFull
-    | ContainerForecast,
+    | ContainerForecast
+    | EmptiedLevel,
     Field(discriminator="kind"),
 ]
 _adapter: TypeAdapter[AnyDefinition] = TypeAdapter(AnyDefinition)
@@ -681,6 +724,7 @@ DEFINITIONS: dict[str, type[Definition]] = {
         ConsumptionDrift,
         ContainerFull,
         ContainerForecast,
+        EmptiedLevel,
     )
 }
 KINDS: tuple[str, ...] = tuple(DEFINITIONS)

@@ -54,7 +54,7 @@ FAMILIES: dict[FaultKind, tuple[str, ...]] = {
     FaultKind.SENSOR_STUCK: tuple(
         f"stuck-{suffix}" for suffix, *_rest in defaults.STUCK_SERIES if suffix != "occupancy"
     ),
-    FaultKind.SENSOR_DRIFT: tuple(f"drift-{attribute}" for attribute in defaults.DRIFT_SERIES),
+    FaultKind.SENSOR_DRIFT: ("container-sensor",),
     FaultKind.BUILDING_HEATED_UNOCCUPIED: ("building-heated-unoccupied",),
     FaultKind.BUILDING_LIT_UNOCCUPIED: ("building-lit-unoccupied",),
     FaultKind.PARKING_STUCK_OCCUPIED: ("stuck-occupancy",),

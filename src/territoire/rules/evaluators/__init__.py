@@ -26,6 +26,7 @@ EVALUATORS: dict[type[d.Definition], Any] = {
     d.ConsumptionDrift: buildings.ConsumptionDriftEvaluator,
     d.ContainerFull: waste.ContainerFullEvaluator,
     d.ContainerForecast: waste.ContainerForecastEvaluator,
+    d.EmptiedLevel: waste.EmptiedLevelEvaluator,
 }
 
 

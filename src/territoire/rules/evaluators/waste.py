@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
-from territoire.rules.definitions import ContainerForecast, ContainerFull
+from territoire.rules.definitions import ContainerForecast, ContainerFull, EmptiedLevel
 from territoire.rules.evaluators.base import Point, SeriesEvaluator, State, fmt
 
 EMPTIED_DROP = 0.2  # a fall of this much between two readings is a collection
+EMPTIED_DROP_FULL = 0.3
 MIN_TREND_POINTS = 3
 MIN_TREND_SPAN = 2 * 3600
+
+
+def _emptied(state: State, value: float, drop: float) -> bool:
+    """Whether this reading follows an emptying (remembers the previous reading)."""
+    previous = state.get("prev")
+    state["prev"] = value
+    return previous is not None and previous - value >= drop
 
 
 class ContainerFullEvaluator(SeriesEvaluator):
@@ -16,8 +24,13 @@ class ContainerFullEvaluator(SeriesEvaluator):
         self.rule = definition
 
     def condition(self, state: State, point: Point) -> bool:
+        limit = self.rule.max_after_emptying
+        if _emptied(state, point.value, EMPTIED_DROP_FULL) and limit is not None:
+            state["high"] = point.value > limit  # the sensor reads high: "full" is doubtful
         if state.get("on"):
             return point.value >= self.rule.clear_level
+        if state.get("high"):
+            return False
         if point.value >= self.rule.level:
             state["n"] = state.get("n", 0) + 1
             return bool(state["n"] >= self.rule.readings)
@@ -60,6 +73,41 @@ class ContainerForecastEvaluator(SeriesEvaluator):
             f"Conteneur bientôt plein : {fmt(point.value * 100, 0)} %, plein dans environ "
             f"{fmt(max(state['eta'], 0) / 3600, 1)} h"
         )
+
+
+class EmptiedLevelEvaluator(SeriesEvaluator):
+    """After an emptying the reading must be near 0 %, and must not stay at 0 % for long."""
+
+    def __init__(self, definition: EmptiedLevel) -> None:
+        super().__init__(definition, definition.attribute)
+        self.rule = definition
+
+    def condition(self, state: State, point: Point) -> bool | None:
+        value = point.value
+        if _emptied(state, value, self.rule.drop):
+            state["after"], state["at"] = value, point.ts
+            state["zero"] = point.ts if value <= 0 else None
+            if value > self.rule.max_after:
+                state["why"] = "high"
+                return True
+            state.pop("why", None)
+            return False if state.get("on") else None
+        if state.get("zero") is not None:
+            if value > 0:
+                state["zero"] = None
+            elif point.ts - state["zero"] > self.rule.zero_hours * 3600:
+                state["why"] = "low"
+                return True
+        return None
+
+    def message(self, state: State, point: Point) -> str:
+        if state.get("why") == "high":
+            return (
+                f"Capteur de remplissage décalé : {fmt(state['after'] * 100, 0)} % juste "
+                "après le vidage (il lit trop haut)"
+            )
+        hours = (point.ts - state["zero"]) / 3600
+        return f"Capteur de remplissage décalé : 0 % depuis {fmt(hours, 0)} h après le vidage"
 
 
 def _slope(points: list[list[float]]) -> float:
