@@ -92,7 +92,7 @@ def default_rules(session: Session, tenant_id: int) -> list[RuleDraft]:
         ),
         RuleDraft(
             "Conteneur plein",
-            {"kind": "container_full", "level": 0.99},
+            {"kind": "container_full", "level": 0.99, "readings": 3},
             "minor",
             key="container-full",
         ),

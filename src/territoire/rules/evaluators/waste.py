@@ -7,15 +7,30 @@ from territoire.rules.evaluators.base import Point, SeriesEvaluator, State, fmt
 
 EMPTIED_DROP = 0.2  # a fall of this much between two readings is a collection
 EMPTIED_DROP_FULL = 0.3
+EMPTYING_GAP = 2 * 3600
+STUCK_BEFORE = 12 * 3600
+SATURATED = 0.98
 MIN_TREND_POINTS = 3
 MIN_TREND_SPAN = 2 * 3600
 
 
-def _emptied(state: State, value: float, drop: float) -> bool:
-    """Whether this reading follows an emptying (remembers the previous reading)."""
-    previous = state.get("prev")
-    state["prev"] = value
-    return previous is not None and previous - value >= drop
+def _emptied(state: State, point: Point, drop: float) -> bool:
+    """Whether this reading follows an emptying. A fall after a silence, or from a value
+    the sensor had repeated for half a day (stuck; a full one may read 100 % for days),
+    is not an emptying seen."""
+    previous, previous_ts, since = state.get("prev"), state.get("pts"), state.get("since")
+    emptied = (
+        previous is not None
+        and previous_ts is not None
+        and since is not None
+        and point.ts - previous_ts <= EMPTYING_GAP
+        and (previous_ts - since < STUCK_BEFORE or previous >= SATURATED)
+        and previous - point.value >= drop
+    )
+    if previous != point.value:
+        state["since"] = point.ts
+    state["prev"], state["pts"] = point.value, point.ts
+    return bool(emptied)
 
 
 class ContainerFullEvaluator(SeriesEvaluator):
@@ -25,7 +40,7 @@ class ContainerFullEvaluator(SeriesEvaluator):
 
     def condition(self, state: State, point: Point) -> bool:
         limit = self.rule.max_after_emptying
-        if _emptied(state, point.value, EMPTIED_DROP_FULL) and limit is not None:
+        if _emptied(state, point, EMPTIED_DROP_FULL) and limit is not None:
             state["high"] = point.value > limit  # the sensor reads high: "full" is doubtful
         if state.get("on"):
             return point.value >= self.rule.clear_level
@@ -84,7 +99,7 @@ class EmptiedLevelEvaluator(SeriesEvaluator):
 
     def condition(self, state: State, point: Point) -> bool | None:
         value = point.value
-        if _emptied(state, value, self.rule.drop):
+        if _emptied(state, point, self.rule.drop):
             state["after"], state["at"] = value, point.ts
             state["zero"] = point.ts if value <= 0 else None
             if value > self.rule.max_after:

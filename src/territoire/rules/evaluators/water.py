@@ -154,12 +154,15 @@ class BurstEvaluator(SeriesEvaluator):
         mean, count = state.get("m", 0.0), state.get("c", 0)
         expected, seen = profile[slot]
         learned = point.ts - first >= self.rule.learn_days * 86_400 and seen > 0 and mean > 0
+        frozen = point.value == state.get("v")  # a meter repeating itself shows no burst
+        state["v"] = point.value
         if learned:
             excess = point.value - expected
             state["x"] = excess
             limit = self.rule.jump_ratio * mean
             if excess > limit or (state.get("on") and excess > limit / 2):
-                state["n"] = state.get("n", 0) + 1
+                if not frozen:
+                    state["n"] = state.get("n", 0) + 1
                 return bool(state.get("on") or state["n"] >= self.rule.readings)
             state["n"] = 0
         weight = min(seen + 1, PROFILE_WEIGHT)
