@@ -128,7 +128,8 @@ def truncate(database: Database) -> None:
         # The series' last values went with their rows.
         connection.execute(
             text(
-                "UPDATE telemetry_series SET dirty_since = NULL, last_ts = NULL, last_value = NULL"
+                "UPDATE telemetry_series_state "
+                "SET dirty_since = NULL, last_ts = NULL, last_value = NULL"
             )
         )
 

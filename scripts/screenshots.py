@@ -4,7 +4,9 @@
 
 Seeds the demo territory in a throw-away SQLite database, serves the app on a free local
 port, and drives Debian's Chromium (headless) through the sign-in, home, asset list,
-asset detail and map pages. No tile server is configured, as on an offline install.
+asset detail, map, alarm console, alarm, work-order board, work order, indicators, rules
+and requests office pages as the operator, then the field view on a phone as the field
+agent. No tile server is configured, as on an offline install.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import argparse
 import sys
 import tempfile
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -27,16 +30,21 @@ from territoire.demo.seed import DEMO_USERS, demo_password, seed_demo  # noqa: E
 from territoire.tenancy.models import Role  # noqa: E402
 
 VIEWPORT = {"width": 1280, "height": 800}
+PHONE = {"width": 390, "height": 844}
 
 
 def operator_credentials() -> tuple[str, str]:
-    email = next(email for role, email, _name in DEMO_USERS if role is Role.OPERATOR)
-    return email, demo_password(Role.OPERATOR)
+    return credentials(Role.OPERATOR)
 
 
-def take(page: Page, out: Path, name: str) -> None:
+def credentials(role: Role) -> tuple[str, str]:
+    email = next(email for each, email, _name in DEMO_USERS if each is role)
+    return email, demo_password(role)
+
+
+def take(page: Page, out: Path, name: str, *, full_page: bool = False) -> None:
     path = out / f"{name}.png"
-    page.screenshot(path=str(path), full_page=False)
+    page.screenshot(path=str(path), full_page=full_page)
     print(f"saved {path.relative_to(ROOT) if path.is_relative_to(ROOT) else path}")
 
 
@@ -62,7 +70,46 @@ def capture(base_url: str, out: Path, language: str) -> None:
         page.goto(f"{base_url}/map")
         page.wait_for_selector("#territory-map[data-state=ready]")
         take(page, out, "map")
+        operations(page, base_url, out)
+        field_view(browser, base_url, out, language)
         browser.close()
+
+
+def operations(page: Page, base_url: str, out: Path) -> None:
+    """The operator's screens: alarms, work orders, indicators, rules, requests office."""
+    page.goto(f"{base_url}/alarms")
+    take(page, out, "alarms")
+    page.click("tr[data-alarm] th a >> nth=0")
+    page.wait_for_url(f"{base_url}/alarms/**")
+    take(page, out, "alarm")
+    page.goto(f"{base_url}/work-orders")
+    take(page, out, "work-orders")
+    page.click(".ops-card h3 a >> nth=0")
+    page.wait_for_url(f"{base_url}/work-orders/**")
+    take(page, out, "work-order")
+    page.goto(f"{base_url}/kpis")
+    page.wait_for_selector(".kpi-chart[data-state=ready]")
+    take(page, out, "kpis")
+    page.evaluate("document.querySelector('.kpi-trends').scrollIntoView()")
+    take(page, out, "kpi-trends")
+    page.goto(f"{base_url}/rules")
+    take(page, out, "rules")
+    page.goto(f"{base_url}/office/requests")
+    take(page, out, "office")
+
+
+def field_view(browser: Any, base_url: str, out: Path, language: str) -> None:
+    """The field agent's list of work orders on a phone-sized screen."""
+    email, password = credentials(Role.FIELD_AGENT)
+    phone = browser.new_context(viewport=PHONE, is_mobile=True, has_touch=True, locale=language)
+    page = phone.new_page()
+    page.goto(f"{base_url}/login?lang={language}&next=/field")
+    page.fill("#email", email)
+    page.fill("#password", password)
+    page.click("form.stacked-form button[type=submit]")
+    page.wait_for_url(f"{base_url}/field")
+    take(page, out, "field-phone")
+    phone.close()
 
 
 def main() -> int:

@@ -69,6 +69,13 @@ def _postgres_database() -> Iterator[str]:
         admin.dispose()
 
 
+@pytest.fixture(scope="module")
+def postgres_url() -> Iterator[str]:
+    """A throw-away PostgreSQL database, whichever database the run tests: for what only
+    PostgreSQL has (connection pools against a real server)."""
+    yield from _postgres_database()
+
+
 @pytest.fixture(scope="session")
 def database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     if TEST_DB == "postgresql":

@@ -11,6 +11,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
+from starlette.datastructures import MutableHeaders
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -156,14 +157,36 @@ def _install_error_handlers(app: FastAPI) -> None:
         )
 
 
+class SecurityHeaders:
+    """Security headers on every HTTP response that does not set them itself. A plain ASGI
+    middleware: `@app.middleware("http")` costs a task and a stream copy per request."""
+
+    HEADERS = (
+        ("X-Content-Type-Options", "nosniff"),
+        ("X-Frame-Options", "DENY"),
+        ("Referrer-Policy", "same-origin"),
+    )
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = MutableHeaders(scope=message)
+                for name, value in self.HEADERS:
+                    headers.setdefault(name, value)
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
+
+
 def _security_headers(app: FastAPI) -> None:
-    @app.middleware("http")
-    async def add_headers(request: Request, call_next: Any) -> Response:
-        response: Response = await call_next(request)
-        response.headers.setdefault("X-Content-Type-Options", "nosniff")
-        response.headers.setdefault("X-Frame-Options", "DENY")
-        response.headers.setdefault("Referrer-Policy", "same-origin")
-        return response
+    app.add_middleware(SecurityHeaders)
 
 
 def create_app(settings: Settings | None = None, database: Database | None = None) -> FastAPI:
@@ -194,6 +217,7 @@ def domain_routers() -> list[Any]:
     """Each domain contributes its router here: the one place where domains are assembled."""
     from territoire.alarms.api import router as alarms_router
     from territoire.interventions.api import router as interventions_router
+    from territoire.live.routes import router as live_router
     from territoire.registry.api import router as registry_router
     from territoire.requests.api import router as requests_router
     from territoire.rules.api import router as rules_router
@@ -209,5 +233,6 @@ def domain_routers() -> list[Any]:
         interventions_router,
         requests_router,
         rules_router,
+        live_router,
         web_router,
     ]

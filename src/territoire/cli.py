@@ -250,9 +250,12 @@ def _run_server(settings: Settings, host: str | None, port: int | None) -> None:
     import uvicorn
 
     from territoire.app import create_app
+    from territoire.telemetry.store import freeze_startup_objects
 
+    application = create_app(settings)
+    freeze_startup_objects()
     uvicorn.run(
-        create_app(settings),
+        application,
         host=host or settings.host,
         port=port or settings.port,
         log_level=settings.log_level,

@@ -10,7 +10,7 @@ from territoire.alarms import service as alarms
 from territoire.alarms.models import Severity
 from territoire.tenancy.models import Role
 from tests.conftest import World
-from tests.interventions.helpers import CABINET, LAMPS, Territory, at, territory
+from tests.interventions.helpers import CABINET, LAMPS, Territory, at, territory, user_id
 
 HTML = {"Accept": "text/html"}
 
@@ -136,3 +136,92 @@ def test_console_needs_sign_in(world: World) -> None:
     anonymous = TestClient(world.app)  # type: ignore[arg-type]
     response = anonymous.get("/alarms", headers=HTML, follow_redirects=False)
     assert response.status_code == 303 and response.headers["location"].startswith("/login")
+
+
+def three_alarms(world: World, place: Territory) -> dict[str, str]:
+    """Alarms on three different lamps, of different severities and ages (no grouping)."""
+    raised = {}
+    with world.database.session() as session:
+        for index, (severity, minutes) in enumerate(
+            [(Severity.MINOR, 0), (Severity.CRITICAL, 10), (Severity.MAJOR, 5)]
+        ):
+            alarm = alarms.raise_alarm(
+                session,
+                place.id,
+                alarms.AlarmSignal(
+                    "lamp_out", LAMPS[index], severity, f"Lampe {index}", at(minutes)
+                ),
+            )
+            raised[severity.value] = alarm.public_id
+    return raised
+
+
+def order_on_page(page: str, ids: dict[str, str]) -> list[str]:
+    positions = {name: page.index(f'data-alarm="{alarm}"') for name, alarm in ids.items()}
+    return sorted(positions, key=positions.__getitem__)
+
+
+def test_console_sorts_by_any_column_both_ways(world: World) -> None:
+    place = territory(world, "ville-a", "operator")
+    ids = three_alarms(world, place)
+    client = browser(world, place)
+    by_severity = client.get("/alarms", headers=HTML).text
+    assert order_on_page(by_severity, ids) == ["critical", "major", "minor"]
+    assert 'aria-sort="ascending"' in by_severity
+    reverse = client.get("/alarms?sort=severity&order=desc", headers=HTML).text
+    assert order_on_page(reverse, ids) == ["minor", "major", "critical"]
+    assert 'aria-sort="descending"' in reverse
+    newest_first = client.get("/alarms?sort=raised&order=desc", headers=HTML).text
+    assert order_on_page(newest_first, ids) == ["critical", "major", "minor"]
+    oldest_first = client.get("/alarms?sort=raised&order=asc", headers=HTML).text
+    assert order_on_page(oldest_first, ids) == ["minor", "major", "critical"]
+    # The heading of the current column links to the reverse order.
+    assert "/alarms?status=active&amp;sort=raised&amp;order=desc" in oldest_first
+
+
+def test_console_filters_by_type_and_assignee(world: World) -> None:
+    place = territory(world, "ville-a", "operator")
+    ids = three_alarms(world, place)
+    client = browser(world, place)
+    with world.database.session() as session:
+        operator = user_id(session, place.operator)
+        alarms.assign(session, place.id, ids["major"], operator, by_user=operator)
+        alarms.raise_alarm(
+            session,
+            place.id,
+            alarms.AlarmSignal("cabinet_fault", CABINET, Severity.CRITICAL, "Armoire", at(20)),
+        )
+    mine = client.get("/alarms?assignee=me", headers=HTML).text
+    assert order_on_page(mine, {"major": ids["major"]}) == ["major"]
+    assert ids["minor"] not in mine and ids["critical"] not in mine
+    by_id = client.get(f"/alarms?assignee={operator}", headers=HTML).text
+    assert ids["major"] in by_id and ids["minor"] not in by_id
+    cabinets = client.get("/alarms?type=StreetlightControlCabinet", headers=HTML).text
+    assert "Armoire" in cabinets and all(ids[name] not in cabinets for name in ids)
+
+
+def test_console_refuses_bad_sorting_and_filters_in_the_page(world: World) -> None:
+    place = territory(world, "ville-a", "operator")
+    three_alarms(world, place)
+    client = browser(world, place)
+    for query, field in [
+        ("sort=colour", "sort"),
+        ("order=up", "order"),
+        ("assignee=someone", "assignee"),
+        ("commune=99999", "commune"),
+    ]:
+        refused = client.get(f"/alarms?{query}", headers=HTML)
+        assert refused.status_code == 422, query
+        assert 'role="alert"' in refused.text and f"{field}:" in refused.text, query
+        assert "Console des alarmes" in refused.text, "the console is still shown"
+
+
+def test_console_and_board_refresh_themselves_on_live_events(world: World) -> None:
+    place = territory(world, "ville-a", "operator")
+    client = browser(world, place)
+    console = client.get("/alarms?severity=major", headers=HTML).text
+    assert 'data-live-refresh="alarm"' in console
+    assert 'hx-get="/alarms?severity=major"' in console and 'hx-select="#alarm-results"' in console
+    assert 'data-live-url="/events"' in console and "js/live.js" in console
+    board = client.get("/work-orders", headers=HTML).text
+    assert 'data-live-refresh="work-order"' in board and 'hx-select="#work-order-board"' in board

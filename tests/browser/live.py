@@ -35,7 +35,15 @@ def free_port() -> int:
 def serve(app: Any, timeout: float = 15.0) -> Iterator[str]:
     """Serve `app` on a free local port for the duration of the block; yield its base URL."""
     port = free_port()
-    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
+    # Open event streams (live updates) must not hold the shutdown for long.
+    config = uvicorn.Config(
+        app,
+        host="127.0.0.1",
+        port=port,
+        log_level="warning",
+        lifespan="on",
+        timeout_graceful_shutdown=3,
+    )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, name=f"uvicorn-{port}", daemon=True)
     thread.start()

@@ -46,11 +46,13 @@ def _simulate(world: World, tenant_id: int, days: int) -> Simulation:
     return simulation
 
 
-def _kpi(client, name: str) -> float:  # type: ignore[no-untyped-def]
+def _kpi(client, name: str) -> float | None:  # type: ignore[no-untyped-def]
     today = datetime.now(UTC).date()
     period = {"from": str(today - timedelta(days=1)), "to": str(today + timedelta(days=1))}
-    report = client.get("/api/v1/kpis", params=period).json()
-    return next(i["value"] for i in report["items"] if i["key"] == name and not i["subject"])
+    answer = client.get("/api/v1/kpis", params=period)
+    assert answer.status_code == 200, answer.text
+    items = answer.json()["items"]
+    return next(i["value"] for i in items if i["key"] == name and not i["subject"])
 
 
 def test_simulated_lamps_out_raise_alarms_and_the_loop_closes(world: World) -> None:
@@ -82,6 +84,7 @@ def test_simulated_lamps_out_raise_alarms_and_the_loop_closes(world: World) -> N
     )  # fmt: skip
     assert team.status_code == 201, team.text
     resolved_before = _kpi(operator, "work_orders.resolved")
+    assert _kpi(operator, "work_orders.mean_time_to_resolve") is None, "nothing resolved yet"
     order = operator.post(
         f"/api/v1/alarms/{alarm.public_id}/work-orders", json={"team_id": team.json()["id"]}
     )
@@ -91,12 +94,24 @@ def test_simulated_lamps_out_raise_alarms_and_the_loop_closes(world: World) -> N
         f"/api/v1/work-orders/{order_id}/dispatch", json={"assignee": agent_account.email}
     )
     assert dispatched.status_code == 200, dispatched.text
-    for action in ("start", "done"):
-        step = agent.post(f"/api/v1/work-orders/{order_id}/transition", json={"action": action})
-        assert step.status_code == 200, step.text
+    started = agent.post(f"/api/v1/work-orders/{order_id}/transition", json={"action": "start"})
+    assert started.status_code == 200, started.text
+    report = agent.post(
+        f"/api/v1/work-orders/{order_id}/reports",
+        json={"text": "Lampe remplacée", "minutes_spent": 25,
+              "parts": [{"name": "Lampe LED 40 W", "quantity": 1}]},
+    )  # fmt: skip
+    assert report.status_code == 201, report.text
+    done = agent.post(f"/api/v1/work-orders/{order_id}/transition", json={"action": "done"})
+    assert done.status_code == 200, done.text
     closed = operator.post(f"/api/v1/work-orders/{order_id}/transition", json={"action": "close"})
     assert closed.status_code == 200, closed.text
-    assert _kpi(operator, "work_orders.resolved") == resolved_before + 1
+    assert _kpi(operator, "work_orders.resolved") == (resolved_before or 0) + 1
+    resolve_minutes = _kpi(operator, "work_orders.mean_time_to_resolve")
+    assert resolve_minutes is not None and resolve_minutes >= 0, "the mean time to resolve moved"
+    assert _kpi(operator, "sla.resolve_compliance") == 100.0, "resolved well within its target"
+    detail = operator.get(f"/api/v1/work-orders/{order_id}").json()
+    assert [r["text"] for r in detail["reports"]] == ["Lampe remplacée"]
     (waiting,) = [a for a in alarms_of(world.database, tenant.id) if a.id == alarm.id]
     assert waiting.status is AlarmStatus.UNACKNOWLEDGED and waiting.fix_reported_at is not None
 

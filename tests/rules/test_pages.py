@@ -72,3 +72,38 @@ def test_a_viewer_reads_the_rules_but_cannot_change_them(world: World) -> None:
     refused = viewer.post("/rules", data={"name": "x", "kind": "silence", "parameters": "{}"})
     assert refused.status_code == 403
     assert _count(world, Rule) == 1
+
+
+def test_a_bad_edit_or_a_stale_one_is_refused_in_the_page_and_changes_nothing(
+    world: World,
+) -> None:
+    tenant = world.tenant("ville-a")
+    browser = world.browser(world.account(tenant, Role.OPERATOR)).client
+    created = browser.post(
+        "/rules",
+        data={"name": "Lampes", "kind": "lamp_out", "severity": "major", "parameters": "{}"},
+        follow_redirects=False,
+    )
+    assert created.status_code == 303, created.text
+    location = created.headers["location"]
+    bad = browser.post(
+        location, data={"severity": "minor", "parameters": '{"samples": 0}', "version": 1}
+    )
+    assert bad.status_code == 422
+    assert "greater than or equal to 1" in bad.text and "&#34;samples&#34;: 0" in bad.text
+    edited = browser.post(
+        location,
+        data={"severity": "minor", "parameters": '{"samples": 6}', "enabled": "on", "version": 1},
+        follow_redirects=False,
+    )
+    assert edited.status_code == 303
+    stale = browser.post(
+        location,
+        data={"severity": "critical", "parameters": '{"samples": 9}', "enabled": "on",
+              "version": 1},
+    )  # fmt: skip
+    assert stale.status_code == 409, "version 1 is no longer the current one"
+    assert _count(world, RuleVersion) == 2, "the bad and the stale edits stored nothing"
+    with world.database.session() as session:
+        (stored,) = session.scalars(select(Rule)).all()
+        assert stored.severity.value == "minor" and stored.parameters["samples"] == 6

@@ -298,7 +298,9 @@ def test_crash_mid_batch_leaves_no_partial_batch_and_no_duplicate(
     service.refresh_rollups(database)
     with database.engine.connect() as connection:
         rolled = connection.execute(text("SELECT sum(count) FROM observation_hourly")).scalar_one()
-        last = connection.execute(text("SELECT max(last_value) FROM telemetry_series")).scalar_one()
+        last = connection.execute(
+            text("SELECT max(last_value) FROM telemetry_series_state")
+        ).scalar_one()
     assert rolled == 2 * messages  # no reading counted twice after the replay
     assert last == float(messages - 1)
 

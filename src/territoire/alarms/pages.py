@@ -7,7 +7,9 @@ reason and the matching status code; nothing is stored then.
 
 from __future__ import annotations
 
+from dataclasses import asdict, dataclass
 from typing import Annotated, Any
+from urllib.parse import urlencode
 
 from fastapi import APIRouter, Depends, Form, Query
 from fastapi.responses import HTMLResponse, Response
@@ -15,7 +17,7 @@ from fastapi.responses import HTMLResponse, Response
 from territoire.alarms import service
 from territoire.alarms.labels import EVENT_LABELS, SEVERITY_LABELS, STATUS_LABELS
 from territoire.alarms.models import ACTIVE_STATUSES, Alarm, Severity
-from territoire.errors import DomainError, NotFound
+from territoire.errors import DomainError, NotFound, invalid
 from territoire.http import DbSession
 from territoire.interventions import service as interventions
 from territoire.interventions.labels import PRIORITY_LABELS, SKILL_LABELS
@@ -69,25 +71,81 @@ def _common(page: PageContext) -> dict[str, Any]:
     }
 
 
-def console_data(
-    session: DbSession, page: PageContext, status: str, severity: str, commune: str, offset: int
-) -> dict[str, Any]:
+SORT_LABELS: dict[str, str] = {
+    "severity": N_("Severity"),
+    "raised": N_("Raised"),
+    "last_seen": N_("Last seen"),
+    "entity": N_("Asset"),
+    "status": N_("Status"),
+}
+
+
+@dataclass(frozen=True)
+class ConsoleQuery:
+    """What the operator asked the console for (all from the query string)."""
+
+    status: str = "active"
+    severity: str = ""
+    commune: str = ""
+    type: str = ""
+    assignee: str = ""
+    sort: str = "severity"
+    order: str = "asc"
+    offset: int = 0
+
+    def link(self, **changes: Any) -> str:
+        """The console URL with some parameters changed (defaults left out)."""
+        values = {**asdict(self), **changes}
+        defaults = asdict(ConsoleQuery())
+        kept = {k: v for k, v in values.items() if v != defaults[k] or k == "status"}
+        return "/alarms?" + urlencode(kept)
+
+    def sort_link(self, column: str) -> str:
+        """Sorting by the current column again reverses it; another column starts ascending."""
+        order = "desc" if column == self.sort and self.order == "asc" else "asc"
+        return self.link(sort=column, order=order, offset=0)
+
+
+def _assignee_filter(session: DbSession, page: PageContext, value: str) -> int | None:
+    if not value:
+        return None
+    if value == "me":
+        return page.principal.user_id if page.principal else None
+    if not value.isdigit():
+        raise invalid("assignee", "a user id or 'me'")
+    return int(value)
+
+
+def console_data(session: DbSession, page: PageContext, query: ConsoleQuery) -> dict[str, Any]:
     tenant_id = page.tenant_id
     communes = tenancy.list_communes(session, tenant_id)
     statuses = (
         list(ACTIVE_STATUSES)
-        if status == "active"
-        else ([] if status == "all" else [service.parse_status(status)])
+        if query.status == "active"
+        else ([] if query.status == "all" else [service.parse_status(query.status)])
     )
+    if query.commune and not any(c.insee_code == query.commune for c in communes):
+        raise invalid("commune", "not a commune of this collectivity")
+    if query.order not in ("asc", "desc"):
+        raise invalid("order", "asc or desc")
     where = service.AlarmFilter(
         statuses=statuses,
-        severities=[service.parse_severity(severity)] if severity else [],
-        commune_id=next((c.id for c in communes if c.insee_code == commune), None)
-        if commune
-        else None,
+        severities=[service.parse_severity(query.severity)] if query.severity else [],
+        commune_id=next((c.id for c in communes if c.insee_code == query.commune), None),
+        assignee_id=_assignee_filter(session, page, query.assignee),
         top_level=True,
     )
-    found = service.list_alarms(session, tenant_id, where, limit=PAGE_SIZE, offset=offset)
+    found = service.list_alarms_sorted(
+        session,
+        tenant_id,
+        where,
+        sort=query.sort,
+        descending=query.order == "desc",
+        entity_types=[query.type] if query.type else [],
+        limit=PAGE_SIZE,
+        offset=query.offset,
+    )
+    offset = query.offset
     return {
         **_common(page),
         "alarms": found.items,
@@ -100,9 +158,13 @@ def console_data(
         "commune_names": {c.id: c.name for c in communes},
         "communes": communes,
         "counts": service.counts_by_status(session, tenant_id),
-        "filters": {"status": status, "severity": severity, "commune": commune},
+        "query": query,
+        "filters": asdict(query),
         "status_choices": STATUS_CHOICES,
         "severities": list(Severity),
+        "entity_types": service.alarm_entity_types(session, tenant_id),
+        "assignable": _assignable(session, tenant_id),
+        "sort_labels": SORT_LABELS,
         "return_to": str(page.request.url.path)
         + (f"?{page.request.url.query}" if page.request.url.query else ""),
     }
@@ -115,12 +177,17 @@ def console(
     status: Annotated[str, Query(max_length=32)] = "active",
     severity: Annotated[str, Query(max_length=16)] = "",
     commune: Annotated[str, Query(max_length=5)] = "",
+    type: Annotated[str, Query(max_length=100)] = "",
+    assignee: Annotated[str, Query(max_length=20)] = "",
+    sort: Annotated[str, Query(max_length=16)] = "severity",
+    order: Annotated[str, Query(max_length=4)] = "asc",
     offset: Annotated[int, Query(ge=0)] = 0,
 ) -> Response:
+    query = ConsoleQuery(status, severity, commune, type, assignee, sort, order, offset)
     try:
-        data = console_data(session, page, status, severity, commune, offset)
+        data = console_data(session, page, query)
     except DomainError as error:
-        data = console_data(session, page, "active", "", "", 0)
+        data = console_data(session, page, ConsoleQuery())
         return page.render(
             "alarms/console.html", {**data, "error": error.message}, status_code=error.status_code
         )

@@ -38,6 +38,7 @@ from territoire.errors import Conflict, InvalidInput, NotFound, invalid
 from territoire.interventions import service as interventions
 from territoire.interventions.models import Priority, Skill, WorkOrder, WorkOrderStatus
 from territoire.registry import service as registry
+from territoire.registry.models import Entity
 from territoire.registry.types import Domain, domain_of
 from territoire.tenancy import service as tenancy
 from territoire.tenancy.permissions import Permission, allows
@@ -282,10 +283,17 @@ def _insert_new(
     session: Session, tenant_id: int, batch: list[_Checked], active: dict[Key, Alarm]
 ) -> dict[Key, Alarm]:
     """Insert the alarms whose (rule, entity) has no active alarm, from their first signal."""
+    wanted = [item for item in batch if item.key not in active]
+    entities = _entities(session, tenant_id, {item.signal.entity_urn for item in wanted})
     firsts: dict[Key, tuple[_Checked, Any]] = {}
     for index, item in enumerate(batch):
         if item.key not in active and item.key not in firsts:
-            entity = _entity(session, tenant_id, item.signal.entity_urn, index, len(batch))
+            entity = entities.get(item.signal.entity_urn)
+            if entity is None:
+                refusal = invalid(
+                    "entity_urn", f"no entity {item.signal.entity_urn} in this tenant's registry"
+                )
+                raise _prefixed(refusal, index, len(batch))
             firsts[item.key] = (item, entity)
     created = {key: _new_alarm(tenant_id, item, entity) for key, (item, entity) in firsts.items()}
     if not created:
@@ -303,12 +311,18 @@ def _insert_new(
     return created
 
 
-def _entity(session: Session, tenant_id: int, urn: str, index: int = 0, count: int = 1) -> Any:
-    try:
-        return registry.get_entity(session, tenant_id, urn)
-    except NotFound as error:
-        refusal = invalid("entity_urn", f"no entity {urn} in this tenant's registry")
-        raise _prefixed(refusal, index, count) from error
+def _entities(session: Session, tenant_id: int, urns: set[str]) -> dict[str, Any]:
+    """URN, type and commune of these entities, a query per 500 rather than one each."""
+    wanted = sorted(urns)
+    found: dict[str, Any] = {}
+    for start in range(0, len(wanted), CHUNK):
+        rows = session.execute(
+            select(Entity.urn, Entity.type, Entity.commune_id).where(
+                Entity.tenant_id == tenant_id, Entity.urn.in_(wanted[start : start + CHUNK])
+            )
+        )
+        found.update({row.urn: row for row in rows})
+    return found
 
 
 def _new_alarm(tenant_id: int, item: _Checked, entity: Any) -> Alarm:
@@ -814,3 +828,137 @@ def work_order_changed(
     alarm.updated_at = utcnow()
     _flush(session)
     return alarm
+
+
+def active_severity_by_entity(
+    session: Session, tenant_id: int, urns: Sequence[str] | None = None
+) -> dict[str, Severity]:
+    """The highest severity among each entity's active alarms (the map colours by it).
+    Entities without an active alarm are absent; `urns` narrows the question."""
+    query = select(Alarm.entity_urn, Alarm.severity).where(
+        Alarm.tenant_id == tenant_id, Alarm.status.in_(ACTIVE_STATUSES)
+    )
+    if urns is not None:
+        query = query.where(Alarm.entity_urn.in_(list(urns)))
+    worst: dict[str, Severity] = {}
+    for urn, severity in session.execute(query):
+        known = worst.get(urn)
+        if known is None or SEVERITY_RANK[severity] < SEVERITY_RANK[known]:
+            worst[urn] = severity
+    return worst
+
+
+# --- live updates (read by the web's event stream) -------------------------------------
+
+
+@dataclass(frozen=True)
+class AlarmChange:
+    """One recorded alarm event with what a screen needs to show it, without reloading."""
+
+    event_id: int
+    kind: str
+    at: datetime
+    alarm_id: str
+    severity: Severity
+    status: AlarmStatus
+    message: str
+    entity_urn: str
+    entity_type: str
+    top_level: bool
+
+
+def last_alarm_event_id(session: Session, tenant_id: int) -> int:
+    """The newest alarm event of the tenant (0 when none): where a live stream starts."""
+    newest = session.scalar(
+        select(func.max(AlarmEvent.id))
+        .join(Alarm, Alarm.id == AlarmEvent.alarm_id)
+        .where(Alarm.tenant_id == tenant_id)
+    )
+    return int(newest or 0)
+
+
+def alarm_changes_after(
+    session: Session, tenant_id: int, after_id: int, *, limit: int = 200
+) -> list[AlarmChange]:
+    """The tenant's alarm events recorded after `after_id`, oldest first, at most `limit`."""
+    rows = session.execute(
+        select(AlarmEvent.id, AlarmEvent.kind, AlarmEvent.at, Alarm)
+        .join(Alarm, Alarm.id == AlarmEvent.alarm_id)
+        .where(Alarm.tenant_id == tenant_id, AlarmEvent.id > after_id)
+        .order_by(AlarmEvent.id)
+        .limit(limit)
+    )
+    return [
+        AlarmChange(
+            event_id=int(event_id),
+            kind=kind,
+            at=at,
+            alarm_id=alarm.public_id,
+            severity=alarm.severity,
+            status=alarm.status,
+            message=alarm.message,
+            entity_urn=alarm.entity_urn,
+            entity_type=alarm.entity_type,
+            top_level=alarm.parent_id is None,
+        )
+        for event_id, kind, at, alarm in rows
+    ]
+
+
+# --- the console's sorting and extra filters --------------------------------------------
+
+
+ALARM_SORTS = ("severity", "raised", "last_seen", "entity", "status")
+
+
+def _sort_columns(sort: str) -> list[Any]:
+    if sort == "severity":
+        return [_severity_order()]
+    if sort == "raised":
+        return [Alarm.raised_at]
+    if sort == "last_seen":
+        return [Alarm.last_seen_at]
+    if sort == "entity":
+        return [Alarm.entity_type, Alarm.entity_urn]
+    if sort == "status":
+        return [Alarm.status]
+    raise invalid("sort", f"one of {', '.join(ALARM_SORTS)}")
+
+
+def list_alarms_sorted(
+    session: Session,
+    tenant_id: int,
+    where: AlarmFilter,
+    *,
+    sort: str = "severity",
+    descending: bool = False,
+    entity_types: Sequence[str] = (),
+    limit: int = 100,
+    offset: int = 0,
+) -> Page:
+    """Like `list_alarms`, ordered by one column (then the most recently seen), and
+    optionally narrowed to some entity types. Ascending severity is the most severe first."""
+    if not 1 <= limit <= MAX_PAGE_SIZE:
+        raise invalid("limit", f"between 1 and {MAX_PAGE_SIZE}")
+    if offset < 0:
+        raise invalid("offset", "must not be negative")
+    columns = [c.desc() if descending else c.asc() for c in _sort_columns(sort)]
+    clauses = _filter_clauses(tenant_id, where)
+    if entity_types:
+        clauses.append(Alarm.entity_type.in_(list(entity_types)))
+    condition = and_(*clauses)
+    total = session.scalar(select(func.count()).select_from(Alarm).where(condition)) or 0
+    items = session.scalars(
+        select(Alarm)
+        .where(condition)
+        .order_by(*columns, Alarm.last_seen_at.desc(), Alarm.id.desc())
+        .limit(limit)
+        .offset(offset)
+    )
+    return Page(items=list(items), total=int(total), limit=limit, offset=offset)
+
+
+def alarm_entity_types(session: Session, tenant_id: int) -> list[str]:
+    """The entity types that have alarms in the tenant (the console's type filter)."""
+    rows = session.scalars(select(Alarm.entity_type).where(Alarm.tenant_id == tenant_id).distinct())
+    return sorted(rows)

@@ -7,7 +7,9 @@ refused action shows the page again with the reason, and nothing is stored.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import urlencode
@@ -111,13 +113,17 @@ def board_data(session: DbSession, page: PageContext, team: str, priority: str) 
         team_id=service.get_team_for_field(session, tenant_id, team) if team else None,
     )
     orders = service.list_work_orders(session, tenant_id, where, limit=BOARD_LIMIT).items
+    context = _orders_context(session, tenant_id, orders)
+    # Breached service levels first in each column; the sort is stable, so the service's
+    # order (most urgent first) holds within the breached and the others.
+    orders = sorted(orders, key=lambda order: not context["sla"][order.id].breached)
     columns = [
         {"status": status, "orders": [o for o in orders if o.status is status]}
         for status in BOARD_COLUMNS
     ]
     return {
         **_labels(),
-        **_orders_context(session, tenant_id, orders),
+        **context,
         "columns": columns,
         "teams": service.list_teams(session, tenant_id),
         "agents": _field_people(session, tenant_id),
@@ -125,6 +131,8 @@ def board_data(session: DbSession, page: PageContext, team: str, priority: str) 
         "skills": list(Skill),
         "filters": {"team": team, "priority": priority},
         "can_operate": _may_operate(page),
+        "return_to": page.request.url.path
+        + (f"?{page.request.url.query}" if page.request.url.query else ""),
     }
 
 
@@ -394,6 +402,40 @@ def field_report(
 # --- KPIs ----------------------------------------------------------------------------
 
 
+# A trend splits the period into at most this many steps (one computation each).
+MAX_TREND_STEPS = 31
+
+
+def trend_steps(first: datetime, last: datetime) -> list[tuple[datetime, datetime]]:
+    """Consecutive steps covering the period: days, or longer steps for long periods."""
+    days = max(1, math.ceil((last - first).total_seconds() / 86_400))
+    step = timedelta(days=max(1, math.ceil(days / MAX_TREND_STEPS)))
+    steps = []
+    start = first
+    while start < last:
+        steps.append((start, min(start + step, last)))
+        start += step
+    return steps
+
+
+def kpi_trends(
+    session: DbSession, tenant_id: int, first: datetime, last: datetime, commune_id: int | None
+) -> dict[str, dict[str, Any]]:
+    """Each overall KPI computed step by step over the period, for its chart and table."""
+    trends: dict[str, dict[str, Any]] = {}
+    for start, end in trend_steps(first, last):
+        for row in kpis.compute(session, kpis.KpiQuery(tenant_id, start, end, commune_id)):
+            if row.value.subject:
+                continue
+            trend = trends.setdefault(
+                row.definition.key, {"t": [], "v": [], "starts": [], "target": row.target}
+            )
+            trend["t"].append(int(start.timestamp()))
+            trend["starts"].append(start)
+            trend["v"].append(row.value.value)
+    return trends
+
+
 @router.get("/kpis", response_class=HTMLResponse)
 def kpi_page(
     page: Page,
@@ -404,13 +446,14 @@ def kpi_page(
 ) -> Response:
     tenant_id = page.tenant_id
     communes = tenancy.list_communes(session, tenant_id)
-    status, error, rows = 200, None, []
+    status, error, rows, trends = 200, None, [], {}
     try:
         first, last = kpis.period(start or None, end or None)
         commune_id = next((c.id for c in communes if c.insee_code == commune), None)
         if commune and commune_id is None:
             raise invalid("commune", f"no commune {commune} in this tenant")
         rows = kpis.compute(session, kpis.KpiQuery(tenant_id, first, last, commune_id))
+        trends = kpi_trends(session, tenant_id, first, last, commune_id)
     except DomainError as failure:
         status, error = failure.status_code, failure.message
     query = urlencode({"from": start, "to": end, "commune": commune, "format": "csv"})
@@ -418,6 +461,7 @@ def kpi_page(
         "interventions/kpis.html",
         {
             "rows": rows,
+            "trends": trends,
             "error": error,
             "communes": communes,
             "filters": {"from": start, "to": end, "commune": commune},

@@ -995,3 +995,65 @@ def created_between(
     if commune_id is not None:
         clauses.append(WorkOrder.commune_id == commune_id)
     return list(session.scalars(select(WorkOrder).where(*clauses).order_by(WorkOrder.created_at)))
+
+
+# --- live updates (read by the web's event stream) -------------------------------------
+
+
+@dataclass(frozen=True)
+class WorkOrderChange:
+    """One recorded work-order event with what a board needs to show it, without reloading."""
+
+    event_id: int
+    action: str
+    at: datetime
+    work_order_id: str
+    title: str
+    status: WorkOrderStatus
+    from_status: WorkOrderStatus | None
+    to_status: WorkOrderStatus | None
+    priority: Priority
+
+
+def last_work_order_event_id(session: Session, tenant_id: int) -> int:
+    """The newest work-order event of the tenant (0 when none): where a live stream starts."""
+    newest = session.scalar(
+        select(func.max(WorkOrderEvent.id))
+        .join(WorkOrder, WorkOrder.id == WorkOrderEvent.work_order_id)
+        .where(WorkOrder.tenant_id == tenant_id)
+    )
+    return int(newest or 0)
+
+
+def work_order_changes_after(
+    session: Session, tenant_id: int, after_id: int, *, limit: int = 200
+) -> list[WorkOrderChange]:
+    """The tenant's work-order events recorded after `after_id`, oldest first."""
+    rows = session.execute(
+        select(
+            WorkOrderEvent.id,
+            WorkOrderEvent.action,
+            WorkOrderEvent.at,
+            WorkOrderEvent.from_status,
+            WorkOrderEvent.to_status,
+            WorkOrder,
+        )
+        .join(WorkOrder, WorkOrder.id == WorkOrderEvent.work_order_id)
+        .where(WorkOrder.tenant_id == tenant_id, WorkOrderEvent.id > after_id)
+        .order_by(WorkOrderEvent.id)
+        .limit(limit)
+    )
+    return [
+        WorkOrderChange(
+            event_id=int(event_id),
+            action=action,
+            at=at,
+            work_order_id=order.public_id,
+            title=order.title,
+            status=order.status,
+            from_status=from_status,
+            to_status=to_status,
+            priority=order.priority,
+        )
+        for event_id, action, at, from_status, to_status, order in rows
+    ]

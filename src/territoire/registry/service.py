@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Collection, Iterable, Sequence
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import orjson
@@ -327,3 +327,104 @@ def count_by_type(session: Session, tenant_id: int) -> dict[str, int]:
 
 def commune_code_by_id(session: Session, tenant_id: int) -> dict[int, str]:
     return {c.id: c.insee_code for c in tenancy.list_communes(session, tenant_id)}
+
+
+# --- light reads for the map -----------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class MapRows:
+    """Located entities as parallel columns (the map reads tens of thousands at once).
+
+    `lon`/`lat` are the middle of each entity's bounding box; `extended` is true when
+    the entity is a line or an area rather than a point (its geometry is then worth
+    drawing, see `locations_of`)."""
+
+    urn: list[str]
+    name: list[str | None]
+    type: list[str]
+    lon: list[float]
+    lat: list[float]
+    extended: list[bool]
+
+    def __len__(self) -> int:
+        return len(self.urn)
+
+
+def map_rows(
+    session: Session,
+    tenant_id: int,
+    where: EntityFilter,
+    *,
+    urns: Collection[str] | None = None,
+    limit: int | None = None,
+) -> MapRows:
+    """Urn, name, type and middle point of the located entities matching `where` (and
+    among `urns` when given), without loading whole rows: no properties, no geometry."""
+    box, where = where.bbox, replace(where, bbox=None)
+    clauses = [*_filter_clauses(session, tenant_id, where), Entity.min_lon.is_not(None)]
+    if box is not None:
+        clauses.append(_map_bbox_clause(session, box))
+    if urns is not None:
+        if not urns:
+            return MapRows([], [], [], [], [], [])
+        clauses.append(Entity.urn.in_(sorted(urns)))
+    query = select(
+        Entity.urn,
+        Entity.name,
+        Entity.type,
+        Entity.min_lon,
+        Entity.min_lat,
+        Entity.max_lon,
+        Entity.max_lat,
+    ).where(*clauses)
+    if limit is not None:
+        query = query.order_by(Entity.id).limit(limit)
+    # Core rows through the session's connection: no ORM row processing for 50,000 rows.
+    rows = session.connection().execute(query).all()
+    if not rows:
+        return MapRows([], [], [], [], [], [])
+    urn, name, types, min_lon, min_lat, max_lon, max_lat = (
+        list(c) for c in zip(*rows, strict=True)
+    )
+    return MapRows(
+        urn=urn,
+        name=name,
+        type=types,
+        lon=[(low + high) / 2 for low, high in zip(min_lon, max_lon, strict=True)],
+        lat=[(low + high) / 2 for low, high in zip(min_lat, max_lat, strict=True)],
+        extended=[
+            x0 != x1 or y0 != y1
+            for x0, x1, y0, y1 in zip(min_lon, max_lon, min_lat, max_lat, strict=True)
+        ],
+    )
+
+
+def _map_bbox_clause(session: Session, bbox: BBox) -> ColumnElement[bool]:
+    """On SQLite, compare the bounding box columns directly: the map's boxes often hold
+    most of a tenant's entities, and then reading the (tenant, type) index and filtering
+    is several times faster than gathering ids from the R*Tree (1.2 s against 0.14 s for
+    50,000 entities); a street-level box costs a few tens of milliseconds either way."""
+    if session.get_bind().dialect.name != "sqlite":
+        return bbox_clause(session, bbox)
+    min_x, min_y, max_x, max_y = bbox
+    return and_(
+        Entity.max_lon >= min_x,
+        Entity.min_lon <= max_x,
+        Entity.max_lat >= min_y,
+        Entity.min_lat <= max_y,
+    )
+
+
+def locations_of(session: Session, tenant_id: int, urns: Collection[str]) -> dict[str, Any]:
+    """GeoJSON geometry of a few entities (the lines and areas of a street-level view)."""
+    found: dict[str, Any] = {}
+    wanted = sorted(urns)
+    for start in range(0, len(wanted), 500):
+        rows = session.execute(
+            select(Entity.urn, Entity.location).where(
+                Entity.tenant_id == tenant_id, Entity.urn.in_(wanted[start : start + 500])
+            )
+        )
+        found.update({urn: location for urn, location in rows if location is not None})
+    return found

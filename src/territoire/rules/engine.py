@@ -315,27 +315,28 @@ def all_subjects(session: Session, rule_id: int) -> list[str]:
 # --- signals and errors ----------------------------------------------------------------
 
 
+def _alarm_signal(rule: CompiledRule, signal: Signal) -> alarms.AlarmSignal:
+    return alarms.AlarmSignal(
+        rule_key=rule.key,
+        entity_urn=signal.entity,
+        severity=rule.severity,
+        message=signal.message[: alarms.MAX_MESSAGE] or rule.key,
+        observed_at=to_datetime(signal.at),
+        value=signal.value,
+        group_key=signal.group if signal.group != signal.entity else None,
+    )
+
+
 def _apply(
     session: Session, tenant_id: int, rule: CompiledRule, signals: list[Signal], outcome: Outcome
 ) -> None:
     for signal in signals:
-        at = to_datetime(signal.at)
         if signal.raise_alarm:
-            alarms.raise_alarm(
-                session,
-                tenant_id,
-                alarms.AlarmSignal(
-                    rule_key=rule.key,
-                    entity_urn=signal.entity,
-                    severity=rule.severity,
-                    message=signal.message[: alarms.MAX_MESSAGE] or rule.key,
-                    observed_at=at,
-                    value=signal.value,
-                    group_key=signal.group if signal.group != signal.entity else None,
-                ),
-            )
+            alarms.raise_alarms(session, tenant_id, [_alarm_signal(rule, signal)])
             outcome.raised += 1
-        elif alarms.clear_alarm_condition(session, tenant_id, rule.key, signal.entity, at):
+        elif alarms.clear_alarm_condition(
+            session, tenant_id, rule.key, signal.entity, to_datetime(signal.at)
+        ):
             outcome.cleared += 1
 
 
@@ -363,26 +364,56 @@ class _Errors:
         return sum(count for count, _ in self.by_rule.values())
 
 
-def _run(
-    session: Session,
-    tenant_id: int,
-    rule: CompiledRule,
-    subject: str,
-    state: State,
-    work: Any,
-    outcome: Outcome,
-    errors: _Errors,
-) -> bool:
-    """One (rule, subject) step: True if its state may be saved."""
-    try:
-        signals = work(state)
-        if signals:
+@dataclass(eq=False)
+class _Step:
+    """One (rule, subject) evaluated: its state (changed in place) and its signals."""
+
+    rule: CompiledRule
+    subject: str
+    state: State
+    signals: list[Signal]
+
+
+def _steps(steps: Iterable[tuple[CompiledRule, str, State, Any]], errors: _Errors) -> list[_Step]:
+    """Run each evaluator step; one that throws is left out (its state is not saved)."""
+    done = []
+    for rule, subject, state, work in steps:
+        try:
+            done.append(_Step(rule, subject, state, work(state) or []))
+        except Exception as error:  # any failure stays with its rule and subject
+            errors.add(rule, subject, error)
+    return done
+
+
+def _apply_steps(
+    session: Session, tenant_id: int, steps: list[_Step], outcome: Outcome, errors: _Errors
+) -> dict[tuple[int, str], State]:
+    """Send the steps' signals to the alarms domain; return the states that may be saved.
+
+    Steps that only raise (nearly all of them) go in one `raise_alarms` call, in one
+    savepoint. If that batch fails, or a step also clears, each step is applied alone in
+    its own savepoint, so a failure stays with its rule and subject.
+    """
+    raising = [s for s in steps if s.signals and all(g.raise_alarm for g in s.signals)]
+    alone = [s for s in steps if s.signals and s not in raising]
+    if raising:
+        batch = [_alarm_signal(s.rule, g) for s in raising for g in s.signals]
+        try:
             with session.begin_nested():
-                _apply(session, tenant_id, rule, signals, outcome)
-    except Exception as error:  # any failure stays with its rule and subject
-        errors.add(rule, subject, error)
-        return False
-    return True
+                alarms.raise_alarms(session, tenant_id, batch)
+            outcome.raised += len(batch)
+        except Exception as error:  # find the culprit one step at a time
+            log.info("batch of %d alarms refused (%s); applying one by one", len(batch), error)
+            alone += raising
+    failed: set[int] = set()
+    for step in alone:
+        try:
+            with session.begin_nested():
+                _apply(session, tenant_id, step.rule, step.signals, outcome)
+        except Exception as error:
+            errors.add(step.rule, step.subject, error)
+            failed.add(id(step))
+    return {(s.rule.id, s.subject): s.state for s in steps if id(s) not in failed}
 
 
 # --- batches ---------------------------------------------------------------------------
@@ -420,14 +451,22 @@ def evaluate_batch(
         if routed:
             _take_write_lock(session)
             states = load_states(session, tenant_id, ((r.id, s) for r, s in routed))
-            changed: dict[tuple[int, str], State] = {}
-            for (rule, subject), subject_points in routed.items():
-                ctx = Context(tenant_id, entities, rule.scope, session)
-                state = states[(rule.id, subject)]
-                step = _batch_step(rule.evaluator, subject, subject_points, ctx)
-                if _run(session, tenant_id, rule, subject, state, step, outcome, errors):
-                    changed[(rule.id, subject)] = state
-            save_states(session, changed)
+            work = (
+                (
+                    rule,
+                    subject,
+                    states[(rule.id, subject)],
+                    _batch_step(
+                        rule.evaluator,
+                        subject,
+                        subject_points,
+                        Context(tenant_id, entities, rule.scope, session),
+                    ),
+                )
+                for (rule, subject), subject_points in routed.items()
+            )
+            steps = _steps(work, errors)
+            save_states(session, _apply_steps(session, tenant_id, steps, outcome, errors))
             outcome.subjects = len(routed)
         outcome.errors = errors.write(session)
     return outcome
@@ -516,13 +555,12 @@ def _timers_of(database: Database, tenant_id: int, moment: datetime, outcome: Ou
                 subjects = all_subjects(session, rule.id)
             states = load_states(session, tenant_id, ((rule.id, s) for s in subjects))
             ctx.extra["states"] = {s: states[(rule.id, s)] for s in subjects}
-            changed: dict[tuple[int, str], State] = {}
-            for subject in subjects:
-                state = states[(rule.id, subject)]
-                step = _timer_step(rule.evaluator, subject, ctx)
-                if _run(session, tenant_id, rule, subject, state, step, outcome, errors):
-                    changed[(rule.id, subject)] = state
-            save_states(session, changed)
+            work = (
+                (rule, s, states[(rule.id, s)], _timer_step(rule.evaluator, s, ctx))
+                for s in subjects
+            )
+            steps = _steps(work, errors)
+            save_states(session, _apply_steps(session, tenant_id, steps, outcome, errors))
             outcome.subjects += len(subjects)
         outcome.errors += errors.write(session)
 

@@ -15,6 +15,7 @@ import orjson
 from fastapi import APIRouter, Depends, Query, Request, Response
 from starlette.concurrency import run_in_threadpool
 
+from territoire.config import Settings
 from territoire.db import Database
 from territoire.db.base import utcnow
 from territoire.errors import DomainError, Forbidden, NotAuthenticated, PayloadTooLarge, invalid
@@ -84,7 +85,6 @@ def _format(request: Request, device: DeviceInfo | None, given: str | None) -> s
 @router.post("/telemetry", response_model=IngestOut)
 async def ingest_telemetry(
     request: Request,
-    session: DbSession,
     settings: AppSettings,
     payload_format: Annotated[
         str | None, Query(alias="format", description="json, senml, chirpstack or tts")
@@ -92,18 +92,12 @@ async def ingest_telemetry(
 ) -> Response:
     """Ingest a batch. Partly valid batches are stored and answered 200 with the reasons
     for what was refused; a batch with nothing valid is answered 422."""
-    # Database and decoding work runs in the thread pool: a batch takes tens of
-    # milliseconds, during which the event loop keeps serving other requests.
-    tenant_id, device, key = await run_in_threadpool(_ingest_sender, request, session)
-    if not _senders.allow(key):
-        raise TooManyRequests("too many requests from this sender; slow down")
-    body = _body(
-        await request.body(), request.headers.get("content-encoding", ""), settings.max_body_bytes
-    )
-    payload_format = _format(request, device, payload_format)
-    database = get_database(request)
+    raw = await request.body()  # bounded by BodySizeLimit before anything is read
+    # Authentication, decoding and storing run in one trip to the thread pool: a batch
+    # takes milliseconds of database and CPU work, during which the event loop keeps
+    # serving other requests, and every extra trip costs a thread hand-over.
     result = await run_in_threadpool(
-        _decode_and_store, database, session, tenant_id, device, payload_format, body
+        _authenticate_and_ingest, request, get_database(request), raw, payload_format, settings
     )
     content = {
         "accepted": result.accepted,
@@ -123,16 +117,20 @@ async def ingest_telemetry(
     return Response(orjson.dumps(content), media_type="application/json")
 
 
-def _decode_and_store(
+def _authenticate_and_ingest(
+    request: Request,
     database: Database,
-    session: DbSession,
-    tenant_id: int,
-    device: DeviceInfo | None,
-    payload_format: str,
-    body: bytes,
+    raw: bytes,
+    given_format: str | None,
+    settings: Settings,
 ) -> service.IngestResult:
-    outcome = decode(payload_format, body, device)
-    session.commit()  # release the request's read transaction before the batch's own
+    # The sender's read transaction ends before the batch's own begins.
+    with database.session() as session:
+        tenant_id, device, key = _ingest_sender(request, session)
+    if not _senders.allow(key):
+        raise TooManyRequests("too many requests from this sender; slow down")
+    body = _body(raw, request.headers.get("content-encoding", ""), settings.max_body_bytes)
+    outcome = decode(_format(request, device, given_format), body, device)
     return service.ingest_columns(
         database, tenant_id, outcome.columns, source="http", rejections=outcome.rejections
     )

@@ -48,7 +48,7 @@ def worker(
     rollup_every: Annotated[float, typer.Option(help="Seconds between rollup refreshes")] = 30.0,
 ) -> None:
     """Consume telemetry from the MQTT broker (TERRITOIRE_MQTT_URL); run several to scale."""
-    from territoire.telemetry import service
+    from territoire.telemetry import service, store
     from territoire.telemetry.bus import SUBSCRIPTIONS, Limits
     from territoire.telemetry.mqtt import MqttWorker
 
@@ -75,6 +75,7 @@ def worker(
     )
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    store.freeze_startup_objects()
     consumer.start()
     console.print(
         f"Worker {consumer.client_id} consuming from "

@@ -147,7 +147,7 @@ def decode_json(body: bytes, device: DeviceLike | None, now: datetime, out: Deco
 def _complete_columns(items: list[CompleteItem], out: DecodeOutcome) -> bool:
     """Complete items into columns; False if a time needs a closer look (or if readings
     were already decoded)."""
-    if any(item.series is not None for item in items):
+    if [item.series for item in items].count(None) != len(items):
         return False
     stamps = [item.ts for item in items]
     millis: dict[str, int] = {}

@@ -55,11 +55,8 @@ class Device(Base):
 
 
 class Series(Base):
-    """One measured property of one entity, with its last value (the map's cache).
-
-    `dirty_since` is the oldest observation time written since the rollups were last
-    refreshed; `dirty_generation` lets the refresh clear it only if nothing came since.
-    """
+    """One measured property of one entity. Its last value and rollup bookkeeping, which
+    change with every batch, live in the narrow `series_state` table (decision 0213)."""
 
     __tablename__ = "telemetry_series"
     __table_args__ = (UniqueConstraint("tenant_id", "entity", "attribute"),)
@@ -69,11 +66,28 @@ class Series(Base):
     entity: Mapped[str] = mapped_column(String(255))
     attribute: Mapped[str] = mapped_column(String(100))
     unit: Mapped[str | None] = mapped_column(String(8), nullable=True)
-    last_ts: Mapped[Any] = mapped_column(TIMESTAMP_COLUMN, nullable=True)
-    last_value: Mapped[float | None] = mapped_column(Float, nullable=True)
-    dirty_since: Mapped[Any] = mapped_column(TIMESTAMP_COLUMN, nullable=True)
-    dirty_generation: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+# One row per series, rewritten by every batch that touches the series: the last value
+# (the map's cache) and the rollups' bookkeeping. `dirty_since` is the oldest observation
+# time written since the rollups were last refreshed; `dirty_generation` lets the refresh
+# clear it only if nothing came since. Fixed-width columns and free room on each page
+# (PostgreSQL fillfactor) keep the per-batch update in place (heap-only tuples). No
+# foreign key, like `observation`: rows are only made by `ensure_series`.
+series_state = Table(
+    "telemetry_series_state",
+    Base.metadata,
+    Column("series_id", Integer, nullable=False),
+    # Epoch milliseconds on both databases: compared and returned as they are, with no
+    # conversion per row in the per-batch update or in the 50,000-series read.
+    Column("last_ts", BigInteger, nullable=True),
+    Column("last_value", Float, nullable=True),
+    Column("dirty_since", BigInteger, nullable=True),
+    Column("dirty_generation", Integer, nullable=False, server_default="0"),
+    PrimaryKeyConstraint("series_id", name="pk_telemetry_series_state"),
+    postgresql_with={"fillfactor": 50},
+)
 
 
 observation = Table(

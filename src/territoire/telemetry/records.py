@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol, overload
+
+import numpy as np
+import numpy.typing as npt
 
 ATTRIBUTE_PATTERN = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,99}$")
 ENTITY_PATTERN = re.compile(r"^urn:ngsi-ld:[A-Za-z][A-Za-z0-9_]{0,99}:[A-Za-z0-9\-_.:~%@]{1,150}$")
@@ -132,24 +135,44 @@ class Rejection:
 
 class StoredBatch(Sequence[StoredReading]):
     """The newly stored readings of a batch, kept as columns; a `StoredReading` is built
-    only when a listener looks at it (most batches meet no rule that wants them all)."""
+    only when a listener looks at it (most batches meet no rule that wants them all).
+    Columns may be numpy arrays: they become lists only if a listener reads them, so a
+    batch of a tenant without rules costs nothing to describe."""
 
-    __slots__ = ("_describe", "ms", "series_ids", "values")
+    __slots__ = ("_columns", "_describe", "_lists")
 
     def __init__(
         self,
-        series_ids: list[int],
-        ms: list[int],
-        values: list[float],
-        describe: dict[int, tuple[str, str]],
+        series_ids: Sequence[int] | npt.NDArray[np.int64],
+        ms: Sequence[int] | npt.NDArray[np.int64],
+        values: Sequence[float] | npt.NDArray[np.float64],
+        describe: Mapping[int, tuple[Any, ...]],
     ) -> None:
-        self.series_ids = series_ids
-        self.ms = ms
-        self.values = values
-        self._describe = describe  # series id -> (entity, attribute)
+        self._columns = (series_ids, ms, values)
+        self._lists: tuple[list[int], list[int], list[float]] | None = None
+        # series id -> (entity, attribute, ...): the tenant cache's own map will do
+        self._describe = describe
+
+    @property
+    def series_ids(self) -> list[int]:
+        return self._as_lists()[0]
+
+    @property
+    def ms(self) -> list[int]:
+        return self._as_lists()[1]
+
+    @property
+    def values(self) -> list[float]:
+        return self._as_lists()[2]
+
+    def _as_lists(self) -> tuple[list[int], list[int], list[float]]:
+        if self._lists is None:
+            series_ids, ms, values = self._columns
+            self._lists = (_listed(series_ids), _listed(ms), _listed(values))
+        return self._lists
 
     def __len__(self) -> int:
-        return len(self.ms)
+        return len(self._columns[1])
 
     @overload
     def __getitem__(self, index: int) -> StoredReading: ...
@@ -168,14 +191,19 @@ class StoredBatch(Sequence[StoredReading]):
 
     def __iter__(self) -> Iterator[StoredReading]:
         describe = self._describe
-        for sid, ms, value in zip(self.series_ids, self.ms, self.values, strict=True):
-            entity, attribute = describe[sid]
+        for sid, ms, value in zip(*self._as_lists(), strict=True):
+            entity, attribute = describe[sid][:2]
             yield StoredReading(sid, entity, attribute, from_ms(ms), value)
 
     def _item(self, i: int) -> StoredReading:
-        sid = self.series_ids[i]
-        entity, attribute = self._describe[sid]
-        return StoredReading(sid, entity, attribute, from_ms(self.ms[i]), self.values[i])
+        series_ids, ms, values = self._as_lists()
+        sid = series_ids[i]
+        entity, attribute = self._describe[sid][:2]
+        return StoredReading(sid, entity, attribute, from_ms(ms[i]), values[i])
+
+
+def _listed(column: Sequence[Any] | npt.NDArray[Any]) -> list[Any]:
+    return column.tolist() if isinstance(column, np.ndarray) else list(column)
 
 
 @dataclass

@@ -22,7 +22,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import numpy as np
-from sqlalchemy import func, insert, select, text, tuple_
+from sqlalchemy import Select, func, insert, select, text, tuple_
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -38,6 +38,7 @@ from territoire.telemetry.models import (
     RejectionCounter,
     RetentionPolicy,
     Series,
+    series_state,
 )
 from territoire.telemetry.records import (
     ATTRIBUTE_PATTERN,
@@ -152,6 +153,11 @@ def forget_caches() -> None:
         _caches.clear()
 
 
+def _forget_tenant(database_url: str, tenant_id: int) -> None:
+    with _cache_lock:
+        _caches.pop((database_url, tenant_id), None)
+
+
 # --- series ----------------------------------------------------------------------------
 
 
@@ -184,7 +190,6 @@ def _ensure_many(
                 "entity": entity,
                 "attribute": attribute,
                 "unit": wanted[(entity, attribute)],
-                "dirty_generation": 0,
                 "created_at": utcnow(),
             }
             for entity, attribute in missing
@@ -193,7 +198,9 @@ def _ensure_many(
         if rows:
             dialect = postgresql if store._is_postgres(session) else sqlite
             session.execute(dialect.insert(Series).on_conflict_do_nothing(), rows)
-            found.update(_select_series(session, tenant_id, missing))
+            created = _select_series(session, tenant_id, missing)
+            store.add_series_states(session, [sid for sid, _unit in created.values()])
+            found.update(created)
     return found
 
 
@@ -292,8 +299,11 @@ def ingest_columns(
     now = now or utcnow()
     try:
         new_rows, refused, cache = _store(database, tenant_id, columns, source, rejections, now)
-    except store.StoreInconsistency:
-        log.warning("observations were written outside ingest; checking the batch row by row")
+    except (store.StoreInconsistency, store.DuplicateRows) as error:
+        if isinstance(error, store.StoreInconsistency):
+            log.warning("observations were written outside ingest; checking the batch row by row")
+        # Series created by the lost transaction were cached with ids that do not exist.
+        _forget_tenant(database.url, tenant_id)
         new_rows, refused, cache = _store(
             database, tenant_id, columns, source, rejections, now, trust_last_times=False
         )
@@ -323,8 +333,8 @@ def _store(
     with database.session() as session:
         cache = _tenant_cache(session, database.url, tenant_id)
         rows = _prepare(session, tenant_id, cache, columns, now, refused)
-        new_rows = store.write_rows(session, rows, trust_last_times=trust_last_times)
-        store.touch_series(session, new_rows)
+        new_rows, touch = store.write_and_touch(session, rows, trust_last_times=trust_last_times)
+        store.touch_series(session, new_rows, touch)
         if refused:
             record_rejections(session, tenant_id, source, refused)
     return new_rows, refused, cache
@@ -524,9 +534,7 @@ def _describe_reading(reading: Reading) -> str:
 
 
 def _notify(database: Database, tenant_id: int, cache: _TenantCache, rows: store.Rows) -> None:
-    series = rows.series.tolist()
-    describe = {sid: cache.by_id[sid][:2] for sid in set(series)}
-    stored = StoredBatch(series, rows.ms.tolist(), rows.values.tolist(), describe)
+    stored = StoredBatch(rows.series, rows.ms, rows.values, cache.by_id)
     for listener in list(batch_listeners):
         try:
             listener(database, tenant_id, stored)
@@ -785,18 +793,25 @@ class SeriesInfo:
 
 def get_series(session: Session, tenant_id: int, series_id: int) -> SeriesInfo:
     row = session.execute(
-        select(
-            Series.id,
-            Series.entity,
-            Series.attribute,
-            Series.unit,
-            Series.last_ts,
-            Series.last_value,
+        _with_state(
+            select(
+                Series.id,
+                Series.entity,
+                Series.attribute,
+                Series.unit,
+                series_state.c.last_ts,
+                series_state.c.last_value,
+            )
         ).where(Series.tenant_id == tenant_id, Series.id == series_id)
     ).first()
     if row is None:
         raise NotFound(f"no series {series_id}")
     return _series_info(row)
+
+
+def _with_state(query: Select[Any]) -> Select[Any]:
+    """Series rows with their last value (the state row, read through this module only)."""
+    return query.select_from(Series).outerjoin(series_state, series_state.c.series_id == Series.id)
 
 
 def _series_info(row: Any) -> SeriesInfo:
@@ -822,13 +837,15 @@ def list_series(
         where.append(Series.attribute == attribute)
     total = session.scalar(select(func.count()).select_from(Series).where(*where)) or 0
     rows = session.execute(
-        select(
-            Series.id,
-            Series.entity,
-            Series.attribute,
-            Series.unit,
-            Series.last_ts,
-            Series.last_value,
+        _with_state(
+            select(
+                Series.id,
+                Series.entity,
+                Series.attribute,
+                Series.unit,
+                series_state.c.last_ts,
+                series_state.c.last_value,
+            )
         )
         .where(*where)
         .order_by(Series.id)

@@ -16,6 +16,7 @@ from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import HTMLResponse, Response
 from pydantic import ValidationError
 
+from territoire.db.base import utcnow
 from territoire.errors import DomainError, Forbidden, NotAuthenticated, invalid
 from territoire.geo import parse_bbox
 from territoire.http import (
@@ -216,9 +217,33 @@ def entity_list(
 @router.get("/entities/{entity_id}", response_class=HTMLResponse)
 def entity_detail(entity_id: str, page: Page, session: DbSession) -> Response:
     entity = registry.get_entity(session, page.tenant_id, entity_id)
+    data = views.entity_data(session, page.tenant_id, entity, page.settings)
+    activity = views.entity_panel_data(session, page.tenant_id, entity, utcnow())
+    return page.render("web/entity.html", {**data, **activity})
+
+
+@router.get("/entities/{entity_id}/panel", response_class=HTMLResponse)
+def entity_panel(entity_id: str, page: Page, session: DbSession) -> Response:
+    """The map's side panel for one asset (an htmx fragment; the asset page shows the
+    same sections in full)."""
+    entity = registry.get_entity(session, page.tenant_id, entity_id)
+    data = views.entity_data(session, page.tenant_id, entity, page.settings)
     return page.render(
-        "web/entity.html", views.entity_data(session, page.tenant_id, entity, page.settings)
+        "web/_entity_panel.html",
+        {**data, **views.entity_panel_data(session, page.tenant_id, entity, utcnow())},
     )
+
+
+@router.get("/entities/{entity_id}/series")
+def entity_series(
+    entity_id: str,
+    session: DbSession,
+    principal: Reader,
+    period: Annotated[str, Query(max_length=10)] = "day",
+) -> Response:
+    """Chart data of every series of an asset over a day, a week or a month (rollups)."""
+    data = views.series_chart_data(session, principal.tenant_id, entity_id, period, utcnow())
+    return Response(orjson.dumps(data), media_type="application/json")
 
 
 @router.get("/map", response_class=HTMLResponse)
@@ -233,7 +258,66 @@ def map_page(page: Page, session: DbSession) -> Response:
         }
         for layer, count in maplayers.offered_layers(session, page.tenant_id)
     ]
-    return page.render("web/map.html", {"layers": layers, **views.map_settings(page.settings)})
+    return page.render(
+        "web/map.html",
+        {
+            "layers": layers,
+            "states": [
+                {
+                    "key": key,
+                    "label": page.gettext(maplayers.STATE_LABELS[key]),
+                    "colour": maplayers.STATE_COLOURS[key],
+                }
+                for key in maplayers.STATES
+            ],
+            "communes": tenancy.list_communes(session, page.tenant_id),
+            **views.map_settings(page.settings),
+        },
+    )
+
+
+@router.get("/map/state")
+def map_state(
+    request: Request,
+    session: DbSession,
+    principal: Reader,
+    bbox: Annotated[str, Query(max_length=200)] = "",
+    zoom: Annotated[str, Query(max_length=4)] = "",
+    layers: Annotated[str, Query(max_length=500)] = "",
+    commune: Annotated[str, Query(max_length=10)] = "",
+    state: Annotated[str, Query(max_length=200)] = "",
+) -> Response:
+    """Entities of the chosen layers in `bbox`, by state: points, or clusters (grid
+    cells with counts and worst state) when too many are in view. Compact JSON."""
+    if not bbox:
+        raise invalid("bbox", "required: minLon,minLat,maxLon,maxLat")
+    query = maplayers.MapQuery(
+        bbox=parse_bbox(bbox),
+        zoom=maplayers.parse_zoom(zoom),
+        domains=maplayers.registry_domains(maplayers.parse_layer_keys(layers)),
+        commune_id=maplayers.commune_id_of(session, principal.tenant_id, commune),
+        states=maplayers.parse_states(state),
+    )
+    labels = translator(views.request_language(request))
+    answer = maplayers.map_state(
+        session,
+        principal.tenant_id,
+        query,
+        utcnow(),
+        lambda entity_type: labels.gettext(type_label(entity_type)),
+    )
+    return Response(orjson.dumps(answer), media_type="application/json")
+
+
+@router.get("/map/search")
+def map_search(
+    session: DbSession,
+    principal: Reader,
+    q: Annotated[str, Query(max_length=1000)] = "",
+) -> Response:
+    """Assets by name or identifier, and the address typed (streets, communes)."""
+    results = maplayers.search(session, principal.tenant_id, q)
+    return Response(orjson.dumps({"results": results}), media_type="application/json")
 
 
 @router.get("/map/features")

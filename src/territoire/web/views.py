@@ -8,21 +8,29 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
 
 from sqlalchemy.orm import Session
 from starlette.requests import Request
 
+from territoire.alarms import service as alarms
+from territoire.alarms.labels import SEVERITY_LABELS
+from territoire.alarms.labels import STATUS_LABELS as ALARM_STATUS_LABELS
 from territoire.config import Settings
 from territoire.errors import invalid
 from territoire.geo import parse_bbox
 from territoire.http import LANGUAGE_COOKIE
+from territoire.interventions import service as interventions
+from territoire.interventions.labels import STATUS_LABELS as WORK_ORDER_STATUS_LABELS
 from territoire.registry import service as registry
 from territoire.registry.types import ENTITY_TYPES, Domain, domain_of
+from territoire.telemetry import service as telemetry
+from territoire.telemetry import state as telemetry_state
 from territoire.tenancy import service as tenancy
 from territoire.web import maplayers
-from territoire.web.i18n import choose_language
+from territoire.web.i18n import DISPLAY_ZONE, choose_language
 from territoire.web.labels import DOMAIN_LABELS
 
 if TYPE_CHECKING:
@@ -228,3 +236,90 @@ def _point_of(location: dict[str, Any] | None) -> tuple[float, float] | None:
         lon, lat = location["coordinates"][:2]
         return float(lon), float(lat)
     return None
+
+
+# --- entity panel: latest values, charts, alarms, work orders --------------------------
+
+MAX_SERIES_SHOWN = 24
+MAX_ITEMS_SHOWN = 10
+
+# Period shown -> (span, bucket). Hourly rollups for a day or a week, daily for a month.
+CHART_PERIODS: dict[str, tuple[timedelta, str]] = {
+    "day": (timedelta(days=1), "PT1H"),
+    "week": (timedelta(days=7), "PT1H"),
+    "month": (timedelta(days=30), "P1D"),
+}
+
+
+def entity_panel_data(
+    session: Session, tenant_id: int, entity: Entity, now: datetime
+) -> dict[str, Any]:
+    """What the map's side panel and the asset page show beyond the registry's facts."""
+    urn = entity.urn
+    series, series_total = telemetry.list_series(
+        session, tenant_id, entity=urn, limit=MAX_SERIES_SHOWN
+    )
+    alarm_page = alarms.list_alarms(
+        session, tenant_id, alarms.AlarmFilter(entity_urn=urn), limit=MAX_ITEMS_SHOWN
+    )
+    orders = interventions.list_work_orders(
+        session, tenant_id, interventions.WorkOrderFilter(entity_urn=urn), limit=MAX_ITEMS_SHOWN
+    )
+    last_seen = max((s.last_ts for s in series if s.last_ts is not None), default=None)
+    silent_after = telemetry_state.silent_after(entity.type)
+    return {
+        "series": series,
+        "series_total": series_total,
+        "last_seen": last_seen,
+        "silent": last_seen is not None and now - last_seen > silent_after,
+        "silent_after_minutes": int(silent_after.total_seconds() // 60),
+        "alarms": alarm_page.items,
+        "alarm_total": alarm_page.total,
+        "alarm_labels": {**SEVERITY_LABELS, **ALARM_STATUS_LABELS},
+        "work_orders": orders.items,
+        "work_order_total": orders.total,
+        "work_order_labels": WORK_ORDER_STATUS_LABELS,
+        "periods": list(CHART_PERIODS),
+    }
+
+
+def parse_period(text: str) -> str:
+    if text not in CHART_PERIODS:
+        raise invalid("period", f"one of {', '.join(CHART_PERIODS)}")
+    return text
+
+
+def series_chart_data(
+    session: Session, tenant_id: int, urn: str, period: str, now: datetime
+) -> dict[str, Any]:
+    """Buckets of every series of an entity over the period ending now, from the
+    rollups, as columns: t (epoch seconds of each bucket's start), avg, min, max."""
+    span, bucket = CHART_PERIODS[parse_period(period)]
+    registry.get_entity(session, tenant_id, urn)  # another tenant's entity: 404
+    end = now.replace(minute=0, second=0, microsecond=0) + timedelta(hours=1)
+    start = end - span
+    series, _total = telemetry.list_series(session, tenant_id, entity=urn, limit=MAX_SERIES_SHOWN)
+    charts = []
+    for info in series:
+        columns = telemetry.aggregate_columns(
+            session, tenant_id, info.id, start, end, bucket, DISPLAY_ZONE
+        )
+        charts.append(
+            {
+                "id": info.id,
+                "attribute": info.attribute,
+                "unit": info.unit,
+                "t": (columns.start // 1000).tolist(),
+                "avg": [round(v, 4) for v in columns.avg().tolist()],
+                "min": columns.min.tolist(),
+                "max": columns.max.tolist(),
+            }
+        )
+    return {
+        "entity": urn,
+        "period": period,
+        "bucket": bucket,
+        "from": start.isoformat(),
+        "to": end.isoformat(),
+        "series": charts,
+    }
