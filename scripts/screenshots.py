@@ -2,11 +2,12 @@
 
     .venv/bin/python scripts/screenshots.py [--out docs/screenshots] [--lang fr]
 
-Seeds the demo territory in a throw-away SQLite database, serves the app on a free local
-port, and drives Debian's Chromium (headless) through the sign-in, home, asset list,
-asset detail, map, alarm console, alarm, work-order board, work order, indicators, rules
-and requests office pages as the operator, then the field view on a phone as the field
-agent. No tile server is configured, as on an offline install.
+Seeds the demo territory and a day of simulated readings in a throw-away SQLite
+database, serves the app on a free local port, and drives Debian's Chromium (headless)
+through the sign-in, home, asset list, asset detail, map, map with an asset's panel,
+alarm console, alarm, work-order board, work order, indicators, rules and requests
+office pages as the operator, then the field view on a phone as the field agent. No tile
+server is configured, as on an offline install.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from __future__ import annotations
 import argparse
 import sys
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -26,11 +28,13 @@ from tests.browser.live import CHROMIUM, CHROMIUM_ARGS, chromium_problem, serve 
 from territoire.app import create_app  # noqa: E402
 from territoire.config import Settings  # noqa: E402
 from territoire.db import Database, migrate  # noqa: E402
+from territoire.demo.live import DemoLife, start_demo_life  # noqa: E402
 from territoire.demo.seed import DEMO_USERS, demo_password, seed_demo  # noqa: E402
 from territoire.tenancy.models import Role  # noqa: E402
 
 VIEWPORT = {"width": 1280, "height": 800}
 PHONE = {"width": 390, "height": 844}
+HISTORY_TIMEOUT_SECONDS = 600
 
 
 def operator_credentials() -> tuple[str, str]:
@@ -67,12 +71,24 @@ def capture(base_url: str, out: Path, language: str) -> None:
         page.click(".entity-table tbody a >> nth=0")
         page.wait_for_selector("#entity-map[data-state=ready]")
         take(page, out, "entity")
+        asset_name = page.locator("main h1").first.inner_text().strip()
         page.goto(f"{base_url}/map")
         page.wait_for_selector("#territory-map[data-state=ready]")
         take(page, out, "map")
+        map_panel(page, out, asset_name)
         operations(page, base_url, out)
         field_view(browser, base_url, out, language)
         browser.close()
+
+
+def map_panel(page: Page, out: Path, asset_name: str) -> None:
+    """The map zoomed on one asset found by the search, with its side panel and charts."""
+    page.fill("#map-search-text", asset_name)
+    page.click("#map-search button[type=submit]")
+    page.locator("#map-search-results button", has_text=asset_name).first.click()
+    page.wait_for_selector("#entity-panel .entity-charts[data-state]")
+    page.wait_for_selector("#territory-map[data-state=ready]")
+    take(page, out, "map-panel")
 
 
 def operations(page: Page, base_url: str, out: Path) -> None:
@@ -112,6 +128,17 @@ def field_view(browser: Any, base_url: str, out: Path, language: str) -> None:
     phone.close()
 
 
+def with_history(settings: Settings) -> DemoLife:
+    """The demo's living territory with a day of readings, so that charts have data."""
+    life = start_demo_life(settings, history_days=1)
+    deadline = time.monotonic() + HISTORY_TIMEOUT_SECONDS
+    while not life.truth_path.exists():  # written once the day of history is stored
+        if time.monotonic() > deadline or not life.thread.is_alive():
+            raise RuntimeError("the demo's day of history was not stored in time")
+        time.sleep(1)
+    return life
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "screenshots")
@@ -129,9 +156,13 @@ def main() -> int:
         database = Database(settings.effective_database_url)
         with database.session() as session:
             seed_demo(session)
-        with serve(create_app(settings, database)) as base_url:
-            capture(base_url, arguments.out, arguments.lang)
-        database.dispose()
+        life = with_history(settings)
+        try:
+            with serve(create_app(settings, database)) as base_url:
+                capture(base_url, arguments.out, arguments.lang)
+        finally:
+            life.stop.set()
+            database.dispose()
     return 0
 
 

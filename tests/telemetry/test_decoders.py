@@ -149,3 +149,38 @@ def test_tts_v3_uplink_without_mapping_uses_field_names() -> None:
 def test_unknown_format() -> None:
     outcome = decode("xml", b"<a/>", None, now=NOW)
     assert outcome.rejections[0].reason == "unsupported_format"
+
+
+def _columns(payload: list[dict[str, object]]) -> list[tuple[object, ...]]:
+    out = decode("senml", orjson.dumps(payload), None, now=NOW)
+    c = out.columns
+    return list(zip(c.entity, c.attribute, c.ms, c.value, c.unit, strict=True))
+
+
+def test_senml_packs_decode_alike_in_columns_and_record_by_record() -> None:
+    """The column path's shortcuts (one name per base name, units only from base fields,
+    times only from `t` or only from `bt`) against the record-by-record path, which a
+    string value anywhere in the pack sends the pack to."""
+    t0 = NOW.timestamp() - 3600
+    packs: list[list[dict[str, object]]] = [
+        # Many entities, one attribute, own times: the bench's and gateways' shape.
+        [
+            {"bn": f"urn:ngsi-ld:Streetlight:s{i}/", "n": "powerConsumption", "u": "W", "t": t0}
+            | {"v": float(i)}
+            for i in range(6)
+        ],
+        # One entity, several attributes, base time and unit, some own units.
+        [
+            {"bn": "urn:ngsi-ld:Sensor:a/", "bt": t0, "bu": "Cel", "n": "temperature", "v": 20},
+            {"n": "humidity", "u": "%RH", "v": 40, "t": 60},
+            {"n": "temperature", "v": 21, "t": 120},
+            {"bn": "urn:ngsi-ld:Sensor:b/", "n": "temperature", "v": 19},
+        ],
+        # Base names only, without a suffix.
+        [{"bn": f"urn:ngsi-ld:Sensor:c{i}/temperature", "u": "Cel", "v": i} for i in range(3)],
+    ]
+    for pack in packs:
+        fast = _columns(pack)
+        slow = _columns([*pack, {"n": "label", "vs": "text"}])
+        assert len(fast) == len(pack)
+        assert fast == slow

@@ -6,6 +6,7 @@ import csv
 import functools
 import io
 import zlib
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Annotated, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -124,32 +125,50 @@ def _authenticate_and_ingest(
     given_format: str | None,
     settings: Settings,
 ) -> service.IngestResult:
-    # The sender's read transaction ends before the batch's own begins.
+    # The sender is looked up in the transaction that then stores the batch: one pooled
+    # checkout, BEGIN and COMMIT per request, and the tenant's fingerprint read with the
+    # token. A refusal (401/403, 429, a bad payload) rolls that read back.
     with database.session() as session:
-        tenant_id, device, key = _ingest_sender(request, session)
-    if not _senders.allow(key):
-        raise TooManyRequests("too many requests from this sender; slow down")
-    body = _body(raw, request.headers.get("content-encoding", ""), settings.max_body_bytes)
-    outcome = decode(_format(request, device, given_format), body, device)
-    return service.ingest_columns(
-        database, tenant_id, outcome.columns, source="http", rejections=outcome.rejections
-    )
+        sender = _ingest_sender(request, session)
+        if not _senders.allow(sender.key):
+            raise TooManyRequests("too many requests from this sender; slow down")
+        body = _body(raw, request.headers.get("content-encoding", ""), settings.max_body_bytes)
+        outcome = decode(_format(request, sender.device, given_format), body, sender.device)
+        return service.ingest_columns(
+            database,
+            sender.tenant_id,
+            outcome.columns,
+            source="http",
+            rejections=outcome.rejections,
+            sender=service.SenderTransaction(session, sender.tenant_created_at),
+        )
 
 
-def _ingest_sender(request: Request, session: DbSession) -> tuple[int, DeviceInfo | None, str]:
+@dataclass(frozen=True)
+class _Sender:
+    tenant_id: int
+    tenant_created_at: datetime
+    device: DeviceInfo | None
+    key: str  # the rate limiter's bucket
+
+
+def _ingest_sender(request: Request, session: DbSession) -> _Sender:
     scheme, _, raw = request.headers.get("authorization", "").partition(" ")
     raw = raw.strip()
     if scheme.lower() != "bearer" or not raw:
         raise NotAuthenticated("send a device ingest token or an API token as 'Bearer <token>'")
-    device = service.device_for_token(session, raw)
-    if device is not None:
-        return device.tenant_id, device, f"device:{device.id}"
-    principal = tenancy.resolve_api_token(session, raw)
-    if principal is None:
+    found = service.device_sender(session, raw)
+    if found is not None:
+        device, tenant_created_at = found
+        return _Sender(device.tenant_id, tenant_created_at, device, f"device:{device.id}")
+    token = tenancy.api_token_sender(session, raw)
+    if token is None:
         raise NotAuthenticated("unknown, expired or revoked token")
+    principal = token.principal
     if not allows(principal.role, Permission.INGEST_TELEMETRY):
         raise Forbidden(f"the role '{principal.role.value}' may not ingest telemetry")
-    return principal.tenant_id, None, f"token:{principal.token_id}"
+    key = f"token:{principal.token_id}"
+    return _Sender(principal.tenant_id, token.tenant_created_at, None, key)
 
 
 def _problem(rejection: Rejection) -> dict[str, str]:

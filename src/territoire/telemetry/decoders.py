@@ -315,20 +315,36 @@ def _senml_columns(records: list[SenMLRecord], resolver: _SenMLResolver) -> bool
         return False
     base_names = _filled([record.bn for record in records], "")
     suffixes = [record.n for record in records]
-    names = [b + n if n else b for b, n in zip(base_names, suffixes, strict=True)]
-    base_units = _filled([record.bu for record in records], None)
-    symbols = [
-        u if u is not None else b
-        for u, b in zip([record.u for record in records], base_units, strict=True)
-    ]
-    base_times = _filled([record.bt for record in records], 0.0)
-    offsets = [record.t for record in records]
-    moments = [b + t if t else b for b, t in zip(base_times, offsets, strict=True)]
+    suffix = suffixes[0] or ""
+    if suffixes.count(suffixes[0]) == len(suffixes):
+        # One name per record, the base name differing (a pack of many entities' same
+        # attribute): names are resolved per base name, not built record by record.
+        names = base_names
+    else:
+        names, suffix = [b + n if n else b for b, n in zip(base_names, suffixes, strict=True)], ""
+    own_units = [record.u for record in records]
+    if own_units.count(None) == len(own_units):
+        symbols = _filled([record.bu for record in records], None)
+    else:
+        base_units = _filled([record.bu for record in records], None)
+        symbols = [u if u is not None else b for u, b in zip(own_units, base_units, strict=True)]
+    moments = _moments([record.bt for record in records], [record.t for record in records])
     base_values = [record.bv for record in records]
     if base_values.count(None) != len(base_values):
         filled = _filled(base_values, 0.0)
         values = [b + v for b, v in zip(filled, values, strict=True)]
-    return resolver.add_columns(names, symbols, moments, values)  # type: ignore[arg-type]
+    return resolver.add_columns(names, suffix, symbols, moments, values)  # type: ignore[arg-type]
+
+
+def _moments(base_times: list[float | None], offsets: list[float | None]) -> list[float]:
+    """Each record's time (base time plus its own); the usual packs give only one of the
+    two, which then is the answer as it stands."""
+    if base_times.count(None) == len(base_times) and None not in offsets:
+        return offsets  # type: ignore[return-value]
+    if offsets.count(None) == len(offsets):
+        return _filled(base_times, 0.0)
+    filled = _filled(base_times, 0.0)
+    return [b + t if t else b for b, t in zip(filled, offsets, strict=True)]
 
 
 def _filled(column: list[Any], initial: Any) -> list[Any]:
@@ -389,11 +405,13 @@ class _SenMLResolver:
     def add_columns(
         self,
         names: list[str],
+        suffix: str,
         symbols: list[str | None],
         moments: list[float],
         values: list[float],
     ) -> bool:
-        """Whole columns at once; False (nothing added) if any of them needs a refusal."""
+        """Whole columns at once; False (nothing added) if any of them needs a refusal.
+        Each record's name is its entry in `names` followed by `suffix`."""
         quiet = DecodeOutcome()  # refusals here only mean: take the slow path
         unit_of: dict[str | None, str | None] = {}
         for symbol in set(symbols):
@@ -408,22 +426,39 @@ class _SenMLResolver:
             ms_of[moment] = seconds_to_ms(moment) + (self.now_ms if relative else 0)
         targets: dict[str, tuple[str, str, str | None, float]] = {}
         for name in set(names):
-            target = _senml_target(name, self.device, quiet, None)
+            target = _senml_target(name + suffix, self.device, quiet, None)
             if target is None:
                 return False
             targets[name] = target
-        resolved = [targets[name] for name in names]
-        scaled = [t[3] != 1.0 for t in resolved]
-        if any(scaled):
-            values = [v * t[3] for v, t in zip(values, resolved, strict=True)]
+        # One dictionary per column, looked up by C-level map: no tuple per record.
+        entity_of = {name: target[0] for name, target in targets.items()}
+        attribute_of = {name: target[1] for name, target in targets.items()}
+        if any(target[3] != 1.0 for target in targets.values()):
+            scale_of = {name: target[3] for name, target in targets.items()}
+            values = [v * scale_of[n] for v, n in zip(values, names, strict=True)]
         self.out.columns = ReadingColumns(
-            entity=[t[0] for t in resolved],
-            attribute=[t[1] for t in resolved],
-            ms=[ms_of[m] for m in moments],
+            entity=list(map(entity_of.__getitem__, names)),
+            attribute=list(map(attribute_of.__getitem__, names)),
+            ms=list(map(ms_of.__getitem__, moments)),
             value=values,
-            unit=[t[2] or unit_of[s] for t, s in zip(resolved, symbols, strict=True)],
+            unit=self._unit_column(targets, names, symbols, unit_of),
         )
         return True
+
+    @staticmethod
+    def _unit_column(
+        targets: dict[str, tuple[str, str, str | None, float]],
+        names: list[str],
+        symbols: list[str | None],
+        unit_of: dict[str | None, str | None],
+    ) -> list[str | None]:
+        """A mapped unit wins over the record's; a pack with one symbol and no mapped
+        unit (the usual case) is one unit repeated."""
+        mapped_of = {name: target[2] for name, target in targets.items()}
+        if len(unit_of) == 1 and not any(mapped_of.values()):
+            return [next(iter(unit_of.values()))] * len(names)
+        mapped = map(mapped_of.__getitem__, names)
+        return [m or unit_of[s] for m, s in zip(mapped, symbols, strict=True)]
 
     def _time(self, name: str, moment: float, record: SenMLRecord) -> int | None:
         if not math.isfinite(moment):

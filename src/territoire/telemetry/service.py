@@ -22,7 +22,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import numpy as np
-from sqlalchemy import Select, func, insert, select, text, tuple_
+from sqlalchemy import Select, bindparam, func, insert, select, text, tuple_
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -54,6 +54,7 @@ from territoire.telemetry.records import (
     StoredReading,
 )
 from territoire.tenancy import service as tenancy
+from territoire.tenancy.models import Tenant
 
 __all__ = [
     "DecodeOutcome",
@@ -127,21 +128,26 @@ _caches: dict[tuple[str, int], _TenantCache] = {}
 _cache_lock = threading.Lock()
 
 
-def _tenant_cache(session: Session, database_url: str, tenant_id: int) -> _TenantCache:
+def _tenant_cache(
+    session: Session, database_url: str, tenant_id: int, fingerprint: datetime | None = None
+) -> _TenantCache:
     """Series ids never change once given, so they are cached per process. The tenant's
-    creation time guards against a recreated tenant reusing the id (tests, restores)."""
-    tenant = tenancy.get_tenant(session, tenant_id)
+    creation time guards against a recreated tenant reusing the id (tests, restores); a
+    caller that has just read it in the same transaction (the HTTP sender lookup) passes
+    it, which saves a query per batch."""
+    if fingerprint is None:
+        fingerprint = tenancy.get_tenant(session, tenant_id).created_at
     key = (database_url, tenant_id)
     with _cache_lock:
         cache = _caches.get(key)
         fresh = cache is not None and time.monotonic() - cache.loaded_at < CACHE_SECONDS
-        if cache is not None and cache.fingerprint == tenant.created_at and fresh:
+        if cache is not None and cache.fingerprint == fingerprint and fresh:
             return cache
         raw_days = session.scalar(
             select(RetentionPolicy.raw_days).where(RetentionPolicy.tenant_id == tenant_id)
         )
-        if cache is None or cache.fingerprint != tenant.created_at:
-            cache = _TenantCache(tenant.created_at, raw_days or DEFAULT_RAW_DAYS, time.monotonic())
+        if cache is None or cache.fingerprint != fingerprint:
+            cache = _TenantCache(fingerprint, raw_days or DEFAULT_RAW_DAYS, time.monotonic())
             _caches[key] = cache
         else:
             cache.raw_days, cache.loaded_at = raw_days or DEFAULT_RAW_DAYS, time.monotonic()
@@ -294,11 +300,18 @@ def ingest_columns(
     source: str = "api",
     rejections: Sequence[Rejection] = (),
     now: datetime | None = None,
+    sender: SenderTransaction | None = None,
 ) -> IngestResult:
-    """`ingest` for a batch already in columns (what the decoders give): the hot path."""
+    """`ingest` for a batch already in columns (what the decoders give): the hot path.
+
+    With `sender`, the batch is written in the open transaction where its sender was just
+    looked up (one pooled checkout, BEGIN and COMMIT per request instead of two, and no
+    second read of the tenant); it is committed here, before the listeners run."""
     now = now or utcnow()
     try:
-        new_rows, refused, cache = _store(database, tenant_id, columns, source, rejections, now)
+        new_rows, refused, cache = _store(
+            database, tenant_id, columns, source, rejections, now, sender=sender
+        )
     except (store.StoreInconsistency, store.DuplicateRows) as error:
         if isinstance(error, store.StoreInconsistency):
             log.warning("observations were written outside ingest; checking the batch row by row")
@@ -327,17 +340,89 @@ def _store(
     now: datetime,
     *,
     trust_last_times: bool = True,
+    sender: SenderTransaction | None = None,
 ) -> tuple[store.Rows, list[Rejection], _TenantCache]:
     """One transaction: check, resolve, write, update the series, count refusals."""
     refused = list(rejections)
-    with database.session() as session:
-        cache = _tenant_cache(session, database.url, tenant_id)
-        rows = _prepare(session, tenant_id, cache, columns, now, refused)
-        new_rows, touch = store.write_and_touch(session, rows, trust_last_times=trust_last_times)
-        store.touch_series(session, new_rows, touch)
-        if refused:
-            record_rejections(session, tenant_id, source, refused)
-    return new_rows, refused, cache
+    if sender is None:
+        with database.session() as session:
+            written = _write(
+                session, database.url, tenant_id, columns, now, refused, source, trust_last_times
+            )
+        return written.rows, refused, written.tenant
+    try:
+        written = _write(
+            sender.session,
+            database.url,
+            tenant_id,
+            columns,
+            now,
+            refused,
+            source,
+            trust_last_times,
+            fingerprint=sender.tenant_created_at,
+        )
+        sender.session.commit()
+    except BaseException:
+        # A replay's failed COPY leaves the transaction aborted: end it, so that the
+        # caller's retry (in a fresh session) and the sender's session both start clean.
+        sender.session.rollback()
+        raise
+    return written.rows, refused, written.tenant
+    try:
+        cache = _write(
+            sender.session,
+            database.url,
+            tenant_id,
+            columns,
+            now,
+            refused,
+            source,
+            fingerprint=sender.tenant_created_at,
+        )
+        sender.session.commit()
+    except BaseException:
+        # A replay's failed COPY leaves the transaction aborted: end it, so that the
+        # caller's retry (in a fresh session) and the sender's session both start clean.
+        sender.session.rollback()
+        raise
+    return cache.rows, refused, cache.tenant
+
+
+@dataclass(frozen=True)
+class SenderTransaction:
+    """The open session in which a request's sender was looked up, and the creation time
+    of the sender's tenant read there."""
+
+    session: Session
+    tenant_created_at: datetime
+
+
+@dataclass(frozen=True)
+class _Written:
+    rows: store.Rows
+    tenant: _TenantCache
+
+
+def _write(
+    session: Session,
+    database_url: str,
+    tenant_id: int,
+    columns: ReadingColumns,
+    now: datetime,
+    refused: list[Rejection],
+    source: str,
+    trust_last_times: bool,
+    *,
+    fingerprint: datetime | None = None,
+) -> _Written:
+    cache = _tenant_cache(session, database_url, tenant_id, fingerprint)
+    rows = _prepare(session, tenant_id, cache, columns, now, refused)
+    new_rows, touch = store.write_and_touch(session, rows, trust_last_times=trust_last_times)
+    store.touch_series(session, new_rows, touch)
+    if refused:
+        record_rejections(session, tenant_id, source, refused)
+    return _Written(new_rows, cache)
 
 
 def _prepare(
@@ -718,6 +803,37 @@ def device_for_token(session: Session, raw: str) -> DeviceInfo | None:
         return None
     device = session.scalar(select(Device).where(Device.token_hash == tenancy.digest(raw)))
     return _info(device) if device is not None else None
+
+
+# Built once (the same for every request); run on the session's connection, which skips
+# the ORM's handling of the result.
+_DEVICE_SENDER = (
+    select(
+        Device.id,
+        Device.tenant_id,
+        Device.device_id,
+        Device.entity,
+        Device.payload_format,
+        Device.mapping,
+        Tenant.created_at,
+    )
+    .join(Tenant, Tenant.id == Device.tenant_id)
+    .where(Device.token_hash == bindparam("token_hash"))
+)
+
+
+def device_sender(session: Session, raw: str) -> tuple[DeviceInfo, datetime] | None:
+    """`device_for_token` for the ingest hot path: one Core SELECT of the device's columns
+    and its tenant's creation time, no ORM object."""
+    if not raw.startswith(DEVICE_TOKEN_PREFIX):
+        return None
+    found = session.connection().execute(_DEVICE_SENDER, {"token_hash": tenancy.digest(raw)})
+    row = found.one_or_none()
+    if row is None:
+        return None
+    device_pk, tenant_id, device_id, entity, payload_format, mapping, tenant_created_at = row
+    info = DeviceInfo(device_pk, tenant_id, device_id, entity, payload_format, dict(mapping or {}))
+    return info, tenant_created_at
 
 
 def find_device(session: Session, tenant_slug: str, device_id: str) -> DeviceInfo | None:

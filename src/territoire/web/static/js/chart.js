@@ -18,6 +18,19 @@
     dateStyle: "short", timeStyle: "short", timeZone: "Europe/Paris"
   });
 
+  var hourFormat = new Intl.DateTimeFormat(lang, {
+    hour: "2-digit", minute: "2-digit", timeZone: "Europe/Paris"
+  });
+  var shortDayFormat = new Intl.DateTimeFormat(lang, {
+    day: "numeric", month: "short", timeZone: "Europe/Paris"
+  });
+
+  function axisDates(u, splits) {
+    var span = splits.length > 1 ? splits[splits.length - 1] - splits[0] : 0;
+    var format = span <= 2 * 86400 ? hourFormat : shortDayFormat;
+    return splits.map(function (seconds) { return format.format(new Date(seconds * 1000)); });
+  }
+
   function attr(el, name) {
     return el.getAttribute("data-" + name) || "";
   }
@@ -91,7 +104,8 @@
         { label: "min", stroke: "#8fb3d9", width: 1, dash: [4, 4] },
         { label: "max", stroke: "#8fb3d9", width: 1, dash: [4, 4] }
       ],
-      axes: [{}, { size: 56 }]
+      // Axis dates in the page's language and Paris time (uPlot's default is month/day).
+      axes: [{ values: axisDates }, { size: 56 }]
     }, [series.t, series.avg, series.min, series.max], target);
   }
 

@@ -8,6 +8,15 @@
 (function () {
   "use strict";
 
+  var lang = document.documentElement.lang || "fr";
+  var dayFormat = new Intl.DateTimeFormat(lang, {
+    day: "numeric", month: "short", timeZone: "Europe/Paris"
+  });
+
+  function day(seconds) {
+    return seconds === null || seconds === undefined ? "–" : dayFormat.format(new Date(seconds * 1000));
+  }
+
   function draw(element) {
     var data;
     try {
@@ -16,7 +25,8 @@
       element.dataset.state = "error";
       return;
     }
-    var series = [{}, { label: data.label, stroke: "#0b5cad", width: 2, spanGaps: true }];
+    // uPlot's own axis and legend are in English (month/day, "Time"): dates follow the page.
+    var series = [{ label: "Date", value: function (u, v) { return day(v); } }, { label: data.label, stroke: "#0b5cad", width: 2, spanGaps: true }];
     var columns = [data.t, data.v];
     if (data.target !== null && data.target !== undefined) {
       series.push({ label: data.target_label, stroke: "#a4262c", dash: [6, 4], width: 1.5 });
@@ -24,7 +34,14 @@
     }
     var width = Math.max(240, Math.min(element.clientWidth || 640, 900));
     new window.uPlot(
-      { width: width, height: 180, series: series, legend: { show: true }, cursor: { show: false } },
+      {
+        width: width,
+        height: 180,
+        series: series,
+        legend: { show: true },
+        cursor: { show: false },
+        axes: [{ values: function (u, splits) { return splits.map(day); } }, {}]
+      },
       columns,
       element
     );
