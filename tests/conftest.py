@@ -76,6 +76,15 @@ def postgres_url() -> Iterator[str]:
     yield from _postgres_database()
 
 
+@pytest.fixture(scope="module")
+def postgres_database(postgres_url: str) -> Iterator[Database]:
+    """The schema on a throw-away PostgreSQL database, in the SQLite run as well."""
+    migrate.upgrade(postgres_url)
+    db = Database(postgres_url)
+    yield db
+    db.dispose()
+
+
 @pytest.fixture(scope="session")
 def database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     if TEST_DB == "postgresql":

@@ -184,3 +184,8 @@ def test_senml_packs_decode_alike_in_columns_and_record_by_record() -> None:
         slow = _columns([*pack, {"n": "label", "vs": "text"}])
         assert len(fast) == len(pack)
         assert fast == slow
+
+
+def test_an_empty_senml_pack_is_nothing_refused() -> None:
+    out = decode("senml", b"[]", None, now=NOW)
+    assert len(out.columns) == 0 and out.rejections == []

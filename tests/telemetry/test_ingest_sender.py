@@ -5,13 +5,15 @@ transaction and no separate tenant read."""
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Iterator
 from datetime import datetime, timedelta
 
 import orjson
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import event, select
+from sqlalchemy import Connection, event, select, text
 
 from territoire.db import Database
 from territoire.db.base import utcnow
@@ -19,7 +21,7 @@ from territoire.telemetry import service
 from territoire.tenancy import service as tenancy
 from territoire.tenancy.models import ApiToken, Role, Tenant
 from tests.conftest import World
-from tests.telemetry.helpers import count_rows, entities, hour_ago
+from tests.telemetry.helpers import count_rows, entities, hour_ago, readings
 
 
 def _batch(urn: str, count: int, start: datetime) -> bytes:
@@ -178,3 +180,53 @@ def test_a_device_token_sender_carries_its_device(database: Database, world: Wor
         assert service.device_sender(session, raw + "x") is None
         # An API token is not a device token, even with the same secret part.
         assert service.device_sender(session, tenancy.TOKEN_PREFIX + raw[4:]) is None
+
+
+def test_a_batch_that_loses_a_deadlock_runs_again(postgres_database: Database) -> None:
+    """Another transaction holds one series' state row and then asks for the other's,
+    which the batch holds: PostgreSQL aborts the batch, which runs again once the other
+    transaction ends, instead of failing. (PostgreSQL's deadlock detection: run on a
+    PostgreSQL database whichever database the suite tests.)"""
+    database = postgres_database
+    tenant = World(database, app=None).tenant("verrou")
+    first, second = entities(database, tenant.id, 2)
+    service.ingest(database, tenant.id, readings(first, hour_ago(), 1, timedelta(minutes=5)))
+    service.ingest(database, tenant.id, readings(second, hour_ago(), 1, timedelta(minutes=5)))
+    with database.session() as session:
+        ids = sorted(info.id for info in service.list_series(session, tenant.id)[0])
+    batch = readings(first, hour_ago(60), 3, timedelta(minutes=5))
+    batch += readings(second, hour_ago(60), 3, timedelta(minutes=5))
+    lock = (
+        "UPDATE telemetry_series_state SET dirty_generation = dirty_generation WHERE series_id = :i"
+    )
+    outcome: list[object] = []
+    with database.engine.connect() as other:
+        deadlocks_before = _deadlocks(other)
+        other.execute(text(lock), {"i": ids[1]})
+        worker = threading.Thread(
+            target=lambda: outcome.append(service.ingest(database, tenant.id, batch))
+        )
+        worker.start()
+        time.sleep(0.3)  # the batch now holds the first row and waits for the second
+        assert worker.is_alive()
+        other.execute(text(lock), {"i": ids[0]})  # the cycle: one of the two is aborted
+        other.commit()
+        worker.join(timeout=30)
+        # Backends report their statistics shortly after the fact.
+        deadline = time.monotonic() + 5
+        while _deadlocks(other) == deadlocks_before and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert _deadlocks(other) > deadlocks_before
+    (result,) = outcome
+    assert isinstance(result, service.IngestResult)
+    assert (result.accepted, result.stored) == (6, 6)
+    assert count_rows(database) == 8
+
+
+def _deadlocks(connection: Connection) -> int:
+    connection.commit()  # statistics are read as of the transaction's start
+    return int(
+        connection.execute(
+            text("SELECT deadlocks FROM pg_stat_database WHERE datname = current_database()")
+        ).scalar_one()
+    )

@@ -307,6 +307,8 @@ def _senml_columns(records: list[SenMLRecord], resolver: _SenMLResolver) -> bool
     """The usual pack (a numeric `v` in every record, names, units and times that all
     resolve) straight into columns, one pass per field; False means: go record by record,
     which says what is wrong with which record."""
+    if not records:
+        return True  # an empty pack: nothing to decode, nothing to refuse
     values = [record.v for record in records]
     if None in values or len(resolver.out.columns):
         return False

@@ -312,7 +312,7 @@ def ingest_columns(
         new_rows, refused, cache = _store(
             database, tenant_id, columns, source, rejections, now, sender=sender
         )
-    except (store.StoreInconsistency, store.DuplicateRows) as error:
+    except (store.StoreInconsistency, store.DuplicateRows, store.TransactionLost) as error:
         if isinstance(error, store.StoreInconsistency):
             log.warning("observations were written outside ingest; checking the batch row by row")
         # Series created by the lost transaction were cached with ids that do not exist.

@@ -172,6 +172,12 @@ class DuplicateRows(RuntimeError):
     """A plain COPY met rows already stored (a replay): the transaction is lost."""
 
 
+class TransactionLost(RuntimeError):
+    """PostgreSQL broke a lock cycle between two batches updating the same series' state
+    (their plans may visit the rows in different orders) by aborting this transaction:
+    nothing of the batch was kept, and it can run again."""
+
+
 def _not_newer(cursor: Any, rows: Rows) -> npt.NDArray[np.bool_]:
     """Which rows are not later than their series' last stored time."""
     ids = np.unique(rows.series)
@@ -363,7 +369,10 @@ def touch_series(session: Session, rows: Rows, touch: SeriesTouch | None = None)
     touch = touch or SeriesTouch.of(rows)
     if _is_postgres(session):
         with _driver(session).cursor() as cursor:
-            cursor.execute(_TOUCH_POSTGRES, touch.array_texts())
+            try:
+                cursor.execute(_TOUCH_POSTGRES, touch.array_texts())
+            except psycopg.errors.DeadlockDetected as error:
+                raise TransactionLost(str(error)) from error
         return
     cursor = _driver(session).cursor()
     cursor.executemany(
