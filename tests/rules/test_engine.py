@@ -77,17 +77,23 @@ def test_state_survives_another_worker(world: World, database_url: str) -> None:
     assert alarm.raised_at == at(2) and alarm.occurrences == 1
 
 
-def test_a_batch_costs_a_few_queries_whatever_its_number_of_series(world: World) -> None:
-    tenant = world.tenant("ville-a").id
-    stations = [f"urn:ngsi-ld:WeatherObserved:m{i}" for i in range(300)]
+def _stations_batch(world: World, tenant: int, n: int, value: float) -> list[StoredReading]:
+    """n weather stations under the "hot" rule, each with one stored reading at 10 °C,
+    and the next batch of readings at `value`."""
+    stations = [f"urn:ngsi-ld:WeatherObserved:m{i}" for i in range(n)]
     for urn in stations:
         entity(world.database, tenant, urn)
     rule(world.database, tenant, "hot", HOT)
-    rule(world.database, tenant, "stuck", {"kind": "stuck", "attribute": "temperature"})
     send(world.database, tenant, [Reading(u, "temperature", at(0), 10.0) for u in stations])
     with world.database.session() as session:
         ids = dict(session.execute(select(Series.entity, Series.id)).all())
-    batch = [StoredReading(ids[u], u, "temperature", at(1), 11.0) for u in stations]
+    return [StoredReading(ids[u], u, "temperature", at(1), value) for u in stations]
+
+
+def _evaluate_counting(
+    world: World, tenant: int, batch: list[StoredReading]
+) -> tuple[engine.Outcome, list[str]]:
+    """Evaluate a batch and return the SQL statements it sent."""
     statements: list[str] = []
 
     def count(*args: object) -> None:
@@ -98,6 +104,14 @@ def test_a_batch_costs_a_few_queries_whatever_its_number_of_series(world: World)
         outcome = engine.evaluate_batch(world.database, tenant, batch)
     finally:
         event.remove(world.database.engine, "before_cursor_execute", count)
+    return outcome, statements
+
+
+def test_a_batch_costs_a_few_queries_whatever_its_number_of_series(world: World) -> None:
+    tenant = world.tenant("ville-a").id
+    rule(world.database, tenant, "stuck", {"kind": "stuck", "attribute": "temperature"})
+    batch = _stations_batch(world, tenant, 300, 11.0)
+    outcome, statements = _evaluate_counting(world, tenant, batch)
     assert outcome.points == 300 and outcome.subjects == 600
     # Fingerprint, tenant, lock, states (600 pairs: 2 chunks), one bulk update, + commit.
     assert len(statements) <= 8, statements
@@ -156,27 +170,11 @@ def test_alarms_raised_by_one_batch_cost_a_few_queries_whatever_their_number(
     world: World,
 ) -> None:
     tenant = world.tenant("ville-a").id
-    stations = [f"urn:ngsi-ld:WeatherObserved:m{i}" for i in range(300)]
-    for urn in stations:
-        entity(world.database, tenant, urn)
-    rule(world.database, tenant, "hot", HOT)
-    send(world.database, tenant, [Reading(u, "temperature", at(0), 10.0) for u in stations])
-    with world.database.session() as session:
-        ids = dict(session.execute(select(Series.entity, Series.id)).all())
-    batch = [StoredReading(ids[u], u, "temperature", at(1), 35.0) for u in stations]
-    statements: list[str] = []
-
-    def count(*args: object) -> None:
-        statements.append(str(args[2]))
-
-    event.listen(world.database.engine, "before_cursor_execute", count)
-    try:
-        outcome = engine.evaluate_batch(world.database, tenant, batch)
-    finally:
-        event.remove(world.database.engine, "before_cursor_execute", count)
+    batch = _stations_batch(world, tenant, 300, 35.0)
+    outcome, statements = _evaluate_counting(world, tenant, batch)
     assert outcome.raised == 300
     found = alarms_of(world.database, tenant)
-    assert {a.entity_urn for a in found} == set(stations)
+    assert {a.entity_urn for a in found} == {r.entity for r in batch}
     assert all(a.raised_at == at(1) for a in found)
     # One alarm at a time would cost at least one entity read and one insert each.
     # Each new alarm is inserted with its "raised" event (the ORM writes them one by one);

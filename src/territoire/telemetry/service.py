@@ -369,24 +369,6 @@ def _store(
         sender.session.rollback()
         raise
     return written.rows, refused, written.tenant
-    try:
-        cache = _write(
-            sender.session,
-            database.url,
-            tenant_id,
-            columns,
-            now,
-            refused,
-            source,
-            fingerprint=sender.tenant_created_at,
-        )
-        sender.session.commit()
-    except BaseException:
-        # A replay's failed COPY leaves the transaction aborted: end it, so that the
-        # caller's retry (in a fresh session) and the sender's session both start clean.
-        sender.session.rollback()
-        raise
-    return cache.rows, refused, cache.tenant
 
 
 @dataclass(frozen=True)
@@ -909,25 +891,28 @@ class SeriesInfo:
 
 def get_series(session: Session, tenant_id: int, series_id: int) -> SeriesInfo:
     row = session.execute(
-        _with_state(
-            select(
-                Series.id,
-                Series.entity,
-                Series.attribute,
-                Series.unit,
-                series_state.c.last_ts,
-                series_state.c.last_value,
-            )
-        ).where(Series.tenant_id == tenant_id, Series.id == series_id)
+        _series_with_state().where(Series.tenant_id == tenant_id, Series.id == series_id)
     ).first()
     if row is None:
         raise NotFound(f"no series {series_id}")
     return _series_info(row)
 
 
-def _with_state(query: Select[Any]) -> Select[Any]:
-    """Series rows with their last value (the state row, read through this module only)."""
-    return query.select_from(Series).outerjoin(series_state, series_state.c.series_id == Series.id)
+def _series_with_state() -> Select[Any]:
+    """Series rows with their last value (the state row, read through this module only),
+    in the order `_series_info` reads them."""
+    return (
+        select(
+            Series.id,
+            Series.entity,
+            Series.attribute,
+            Series.unit,
+            series_state.c.last_ts,
+            series_state.c.last_value,
+        )
+        .select_from(Series)
+        .outerjoin(series_state, series_state.c.series_id == Series.id)
+    )
 
 
 def _series_info(row: Any) -> SeriesInfo:
@@ -953,20 +938,7 @@ def list_series(
         where.append(Series.attribute == attribute)
     total = session.scalar(select(func.count()).select_from(Series).where(*where)) or 0
     rows = session.execute(
-        _with_state(
-            select(
-                Series.id,
-                Series.entity,
-                Series.attribute,
-                Series.unit,
-                series_state.c.last_ts,
-                series_state.c.last_value,
-            )
-        )
-        .where(*where)
-        .order_by(Series.id)
-        .limit(limit)
-        .offset(offset)
+        _series_with_state().where(*where).order_by(Series.id).limit(limit).offset(offset)
     ).all()
     return [_series_info(row) for row in rows], total
 

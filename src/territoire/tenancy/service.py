@@ -311,18 +311,9 @@ def create_api_token(
 
 
 def resolve_api_token(session: Session, raw: str) -> Principal | None:
-    if not raw.startswith(TOKEN_PREFIX):
-        return None
-    token = session.scalar(select(ApiToken).where(ApiToken.token_hash == digest(raw)))
-    now = utcnow()
-    if token is None or token.revoked_at is not None:
-        return None
-    if token.expires_at is not None and token.expires_at <= now:
-        return None
-    # Written at most once a minute so that reads do not all become writes.
-    if token.last_used_at is None or now - token.last_used_at > timedelta(minutes=1):
-        token.last_used_at = now
-    return Principal(tenant_id=token.tenant_id, role=token.role, token_id=token.id)
+    """The principal of a valid API token (not revoked, not expired), or None."""
+    sender = api_token_sender(session, raw)
+    return sender.principal if sender is not None else None
 
 
 @dataclass(frozen=True)
@@ -351,9 +342,9 @@ _TOKEN_SENDER = (
 
 
 def api_token_sender(session: Session, raw: str) -> TokenSender | None:
-    """`resolve_api_token` for the ingest hot path: the same checks and the same last-use
-    bookkeeping, from one Core SELECT of the needed columns joined with the tenant (no ORM
-    object to build and track); the tenant's creation time comes along in the same trip."""
+    """A valid API token's principal and its tenant's creation time, from one Core SELECT
+    of the needed columns (no ORM object to build and track: the ingest hot path uses it
+    too); records the last use at most once a minute."""
     if not raw.startswith(TOKEN_PREFIX):
         return None
     found = session.connection().execute(_TOKEN_SENDER, {"token_hash": digest(raw)})
@@ -364,6 +355,7 @@ def api_token_sender(session: Session, raw: str) -> TokenSender | None:
     now = utcnow()
     if expires_at is not None and expires_at <= now:
         return None
+    # Written at most once a minute so that reads do not all become writes.
     if last_used_at is None or now - last_used_at > timedelta(minutes=1):
         session.execute(
             update(ApiToken).where(ApiToken.id == token_id).values(last_used_at=now),

@@ -75,6 +75,29 @@
     return [west, south, east, north].map(function (v) { return v.toFixed(6); }).join(",");
   }
 
+  function checkedValues(form, name) {
+    var values = [];
+    form.querySelectorAll("input[name=" + name + "]:checked").forEach(function (box) {
+      values.push(box.value);
+    });
+    return values;
+  }
+
+  function sayIn(status, message) {
+    if (status) {
+      status.textContent = message;
+    }
+  }
+
+  // Either map: draw the tenant's communes, then let the map choose its first view.
+  function showCommunes(owner) {
+    getJson(attr(owner.el, "communes-url")).then(function (data) {
+      owner.placeView(drawCommunes(owner.map, data));
+    }).catch(function () {
+      owner.placeView(null);
+    });
+  }
+
   function drawCommunes(map, data) {
     var layer = L.geoJSON(data, {
       interactive: false,
@@ -137,28 +160,17 @@
       var named = attr(this.el, "layers");
       return named ? named.split(",") : null;
     }
-    var keys = [];
-    this.layerForm.querySelectorAll("input[name=layer]:checked").forEach(function (box) {
-      keys.push(box.value);
-    });
-    return keys;
+    return checkedValues(this.layerForm, "layer");
   };
 
   FeatureMap.prototype.say = function (message) {
-    if (this.status) {
-      this.status.textContent = message;
-    }
+    sayIn(this.status, message);
   };
 
   FeatureMap.prototype.start = function () {
     var self = this;
     this.map.on("moveend", function () { self.load(); });
-    getJson(attr(this.el, "communes-url")).then(function (data) {
-      var communes = drawCommunes(self.map, data);
-      self.placeView(communes);
-    }).catch(function () {
-      self.placeView(null);
-    });
+    showCommunes(this);
   };
 
   FeatureMap.prototype.placeView = function (communes) {
@@ -333,19 +345,11 @@
   };
 
   StateMap.prototype.checked = function (name) {
-    var values = [];
-    if (this.form) {
-      this.form.querySelectorAll("input[name=" + name + "]:checked").forEach(function (box) {
-        values.push(box.value);
-      });
-    }
-    return values;
+    return this.form ? checkedValues(this.form, name) : [];
   };
 
   StateMap.prototype.say = function (message) {
-    if (this.status) {
-      this.status.textContent = message;
-    }
+    sayIn(this.status, message);
   };
 
   StateMap.prototype.start = function () {
@@ -357,12 +361,7 @@
       window.clearTimeout(self.liveTimer);
       self.liveTimer = window.setTimeout(function () { self.load(); }, LIVE_DELAY_MS);
     });
-    getJson(attr(this.el, "communes-url")).then(function (data) {
-      var communes = drawCommunes(self.map, data);
-      self.placeView(communes);
-    }).catch(function () {
-      self.placeView(null);
-    });
+    showCommunes(this);
   };
 
   StateMap.prototype.placeView = function (communes) {
