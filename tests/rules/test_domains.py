@@ -216,10 +216,28 @@ def test_a_fill_sensor_that_reads_high_or_low_after_emptying(world: World) -> No
                                   for h, v in enumerate(high)])  # fmt: skip
     (alarm,) = alarms_of(world.database, tenant)
     assert (alarm.rule_key, alarm.raised_at) == ("offset", at(6))
-    # Emptied to 1 % at last (cleared), then it stays at 0 % for half a day: reads low.
+    # Emptied to 1 % at last (cleared), then it stays at 0 % for half a day: reads low
+    # (the default allows 5.5 h at 0 %: more than 6 readings an hour apart).
     low = [0.01, 0.05, 0.7, *([0.0] * 14), 0.01]
     send(world.database, tenant, [Reading(BIN, "fillingLevel", at(10 + h), v)
                                   for h, v in enumerate(low)])  # fmt: skip
     first, second = alarms_of(world.database, tenant)
     assert first.status is AlarmStatus.CLEARED and first.cleared_at == at(10)
-    assert second.rule_key == "offset" and second.raised_at == at(10 + 3 + 13)
+    assert second.rule_key == "offset" and second.raised_at == at(10 + 3 + 6)
+
+
+def test_a_low_fill_sensor_is_seen_even_when_its_emptying_fall_is_small(world: World) -> None:
+    tenant = world.tenant("ville-dechets").id
+    entity(world.database, tenant, BIN)
+    rule(world.database, tenant, "offset", {"kind": "emptied_level"})
+    # A sensor reading 20 points low falls from 25 % to 0 % at emptying (not a 30 % drop),
+    # then reads 0 % while the content rises: the alarm comes after 5.5 h at 0 %.
+    levels = [0.2, 0.25, *([0.0] * 5), 0.03]  # 0 % for 4 h after the fall: healthy
+    send(world.database, tenant, [Reading(BIN, "fillingLevel", at(h), v)
+                                  for h, v in enumerate(levels)])  # fmt: skip
+    assert alarms_of(world.database, tenant) == []
+    more = [0.0] * 7  # then 0 % from h8 to h14 while deposits go on: reads low
+    send(world.database, tenant, [Reading(BIN, "fillingLevel", at(8 + h), v)
+                                  for h, v in enumerate(more)])  # fmt: skip
+    (alarm,) = alarms_of(world.database, tenant)
+    assert alarm.raised_at == at(14)

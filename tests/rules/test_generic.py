@@ -82,6 +82,25 @@ def test_stuck_value_is_longer_than_the_longest_healthy_repeat(world: World) -> 
     assert alarm.status is AlarmStatus.CLEARED
 
 
+def test_one_stuck_episode_while_learning_does_not_hide_the_next(world: World) -> None:
+    tenant = _tenant(world)
+    rule(
+        world.database,
+        tenant,
+        "stuck",
+        {"kind": "stuck", "attribute": "temperature", "learn_hours": 6, "min_hours": 1,
+         "ignore_values": [0.0]},
+    )  # fmt: skip
+    # Learning (6 h): short repeats (30 min at most), a 3-hour stuck episode at 20 and four
+    # hours at 0, an ignored value (a saturated or idle sensor): neither is learnt.
+    learning = [10, 10, 11, 12, 12, 12, 13, *([20] * 13), 14, *([0] * 17), 15]
+    send(world.database, tenant, _series(learning))
+    assert alarms_of(world.database, tenant) == []
+    send(world.database, tenant, _series([9.0] * 6, start=9.75))
+    (alarm,) = alarms_of(world.database, tenant)
+    assert alarm.raised_at == at(11), "min_hours (1 h) rules, not the 3-hour episode"
+
+
 def test_rate_of_change(world: World) -> None:
     tenant = _tenant(world)
     rule(

@@ -98,9 +98,21 @@ def detection(
         str | None, typer.Option(help="Run in this database (default: a temporary SQLite file)")
     ] = None,
     output: Annotated[Path | None, typer.Option(help="Write the full report as JSON")] = None,
+    kind: Annotated[
+        list[str] | None,
+        typer.Option(help="Measure only this fault kind, ingesting only its streams (repeatable)"),
+    ] = None,
 ) -> None:
     """Simulate faults, ingest, run the rules, and score alarms against the truth."""
     from territoire.rules import detection as measure
+    from territoire.simulator.faults import FaultKind
+
+    try:
+        kinds = tuple(FaultKind(name) for name in kind or [])
+    except ValueError as error:
+        known = ", ".join(k.value for k in FaultKind)
+        console.print(f"[bold red]--kind: {error}; known kinds: {known}[/]")
+        raise typer.Exit(code=2) from error
 
     try:
         first = date.fromisoformat(start)
@@ -115,6 +127,7 @@ def detection(
         tail_days=tail,
         start=first,
         database_url=database_url,
+        kinds=kinds,
     )
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn())
     with Progress(*columns, TimeElapsedColumn(), console=console) as progress:

@@ -28,7 +28,13 @@ STUCK_SERIES: tuple[tuple[str, str, tuple[str, ...], dict[str, Any]], ...] = (
         ("WasteContainer",),
         {"ignore_values": [0.0, 1.0], "min_hours": 12.0, "history_factor": 2.0},
     ),
-    ("occupiedSpotNumber", "occupiedSpotNumber", ("OffStreetParking",), {}),
+    # A small car park keeps its few overnight cars for a whole night, every night.
+    (
+        "occupiedSpotNumber",
+        "occupiedSpotNumber",
+        ("OffStreetParking",),
+        {"min_hours": 12.0, "history_factor": 2.0},
+    ),
     ("activePower", "activePower", ("Building",), {}),
     (
         "cabinetPower",
@@ -92,7 +98,10 @@ def default_rules(session: Session, tenant_id: int) -> list[RuleDraft]:
         ),
         RuleDraft(
             "Conteneur plein",
-            {"kind": "container_full", "level": 0.99, "readings": 3},
+            # Three readings at 100 %: the ultrasonic sensor saturates once the content
+            # reaches the lid, while 99 % is still reached by a container that is merely
+            # nearly full for the night (tuning seeds 1-10).
+            {"kind": "container_full", "level": 1.0, "readings": 3},
             "minor",
             key="container-full",
         ),
@@ -128,6 +137,24 @@ def default_rules(session: Session, tenant_id: int) -> list[RuleDraft]:
             "minor",
             scope=_scope(),
             key="sensor-silence",
+        ),
+    ]
+    # Air stations drift apart from each other: particles move together closely; NO2
+    # and ozone depend on each station's traffic, hence a wider tolerance (seeds 1-10).
+    drafts += [
+        RuleDraft(
+            "Dérive de capteur (particules)",
+            {"kind": "peer_drift", "attributes": ["pm10", "pm25"], "tolerance": 0.3},
+            "warning",
+            scope=_scope(("AirQualityObserved",)),
+            key="air-drift-particles",
+        ),
+        RuleDraft(
+            "Dérive de capteur (NO2, ozone)",
+            {"kind": "peer_drift", "attributes": ["no2", "o3"], "tolerance": 0.45},
+            "warning",
+            scope=_scope(("AirQualityObserved",)),
+            key="air-drift-gases",
         ),
     ]
     weather = _urns_of(session, tenant_id, "WeatherObserved")

@@ -238,6 +238,43 @@ class HistoryRange(Definition):
         )
 
 
+class PeerDrift(Definition):
+    """A sensor that walks away from its peers: same attribute, other entities in scope."""
+
+    kind: Literal["peer_drift"] = "peer_drift"
+    attributes: list[Attribute] = Field(min_length=1, max_length=20)
+    tolerance: float = Field(default=0.3, gt=0, le=10)
+    days: int = Field(default=3, ge=1, le=30)
+    baseline_days: int = Field(default=14, ge=3, le=90)
+    min_peers: int = Field(default=3, ge=2, le=100)
+    min_readings: int = Field(default=18, ge=1, le=1440)
+    default_types: ClassVar[tuple[str, ...]] = ("AirQualityObserved",)
+    timed: ClassVar[bool] = True
+
+    def describe(self, lang: str) -> str:
+        names = ", ".join(self.attributes)
+        if lang == "fr":
+            return (
+                f"Dérive de capteur ({names}) : chaque jour (heure locale), la moyenne de "
+                "chaque équipement est divisée par la médiane des moyennes des autres "
+                f"équipements du périmètre (au moins {self.min_peers}, {self.min_readings} "
+                "relevés par jour) ; ce rapport est comparé à sa médiane des "
+                f"{self.baseline_days} derniers jours normaux. Alarme lorsqu'il s'en écarte de "
+                f"plus de {_pct(self.tolerance, lang)} pendant {self.days} jour(s) de suite "
+                "(le capteur s'éloigne de ce que ses voisins mesurent) ; levée après un jour "
+                "normal."
+            )
+        return (
+            f"Sensor drift ({names}): each (local) day, each device's mean is divided by the "
+            "median of the other devices' means in scope (at least "
+            f"{self.min_peers}, {self.min_readings} readings a day); that ratio is compared "
+            f"with its median over the last {self.baseline_days} normal days. Alarm when it "
+            f"departs from it by more than {_pct(self.tolerance, lang)} for {self.days} day(s) "
+            "in a row (the sensor moves away from what its neighbours measure); cleared "
+            "after a normal day."
+        )
+
+
 # --- lighting --------------------------------------------------------------------------
 
 
@@ -634,7 +671,9 @@ class EmptiedLevel(Definition):
     attribute: Attribute = "fillingLevel"
     drop: float = Field(default=0.3, gt=0, le=1)
     max_after: float = Field(default=0.12, gt=0, lt=1)
-    zero_hours: float = Field(default=12.0, gt=0, le=336)
+    # Deposits arrive every day: a healthy container reads 0 % for at most about 5 hours
+    # after an emptying (10 simulated seeds of the medium town, 24,000 emptyings).
+    zero_hours: float = Field(default=5.5, gt=0, le=336)
     default_types: ClassVar[tuple[str, ...]] = ("WasteContainer",)
 
     def describe(self, lang: str) -> str:
@@ -643,16 +682,17 @@ class EmptiedLevel(Definition):
                 "Capteur de remplissage décalé : un vidage (baisse d'au moins "
                 f"{_pct(self.drop, lang)} d'un relevé au suivant) doit ramener la mesure près "
                 f"de 0 %. Alarme si elle reste au-dessus de {_pct(self.max_after, lang)} (le "
-                "capteur lit trop haut) ou si elle reste à 0 % plus de "
-                f"{_num(self.zero_hours, lang)} h après (il lit trop bas) ; levée au vidage "
-                "suivant normal."
+                "capteur lit trop haut), ou si elle reste à 0 % plus de "
+                f"{_num(self.zero_hours, lang)} h d'affilée (il lit trop bas : un conteneur "
+                "reçoit des dépôts chaque jour) ; levée au vidage suivant normal."
             )
         return (
             "Fill sensor offset: an emptying (a fall of at least "
             f"{_pct(self.drop, lang)} from one reading to the next) must bring the reading "
             f"back near 0 %. Alarm if it stays above {_pct(self.max_after, lang)} (the sensor "
-            f"reads high) or stays at 0 % for more than {_num(self.zero_hours, lang)} h "
-            "afterwards (it reads low); cleared by the next normal emptying."
+            f"reads high), or if it reads 0 % for more than {_num(self.zero_hours, lang)} h "
+            "in a row (it reads low: a container gets deposits every day); cleared by the next "
+            "normal emptying."
         )
 
 
@@ -688,6 +728,7 @@ AnyDefinition = Annotated[
     | Stuck
     | RateOfChange
     | HistoryRange
+    | PeerDrift
     | LampOut
     | DayBurner
     | LampCycling
@@ -712,6 +753,7 @@ DEFINITIONS: dict[str, type[Definition]] = {
         Stuck,
         RateOfChange,
         HistoryRange,
+        PeerDrift,
         LampOut,
         DayBurner,
         LampCycling,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from territoire.rules import definitions as d
-from territoire.rules.evaluators import buildings, generic, lighting, waste, water
+from territoire.rules.evaluators import buildings, generic, lighting, peers, waste, water
 from territoire.rules.evaluators.base import Evaluator
 
 EVALUATORS: dict[type[d.Definition], Any] = {
@@ -14,6 +14,7 @@ EVALUATORS: dict[type[d.Definition], Any] = {
     d.Stuck: generic.StuckEvaluator,
     d.RateOfChange: generic.RateOfChangeEvaluator,
     d.HistoryRange: generic.HistoryRangeEvaluator,
+    d.PeerDrift: peers.PeerDriftEvaluator,
     d.LampOut: lighting.LampOutEvaluator,
     d.DayBurner: lighting.DayBurnerEvaluator,
     d.LampCycling: lighting.LampCyclingEvaluator,

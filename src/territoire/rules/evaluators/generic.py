@@ -71,20 +71,25 @@ class StuckEvaluator(SeriesEvaluator):
         if self.rule.model == "changes":
             self._learn_changes(state, ts, changed)
         if changed:
-            if not state.get("on"):
-                state["m"] = max(state["m"], state["l"] - state["s"])
+            # A saturated or idle value (a full container at 100 % for a weekend) says
+            # nothing about how long a working sensor repeats itself: not learnt.
+            if not state.get("on") and not self._ignored(state["v"]):
+                _learn_repeat(state, state["l"] - state["s"])
             state.update(v=value, s=ts, due=0.0)
         state["l"] = ts
         if ts - state["f"] < self.rule.learn_hours * 3600:
             return None
-        below = self.rule.ignore_below
-        if state["v"] in self.ignored or (below is not None and state["v"] < below):
+        if self._ignored(state["v"]):
             return False
         if ts - state["s"] <= self.rule.min_hours * 3600:
             return False
         if self.rule.model == "changes":
             return bool(state["due"] >= self.rule.expected_changes)
         return bool(ts - state["s"] > self.rule.history_factor * state["m"])
+
+    def _ignored(self, value: float) -> bool:
+        below = self.rule.ignore_below
+        return value in self.ignored or (below is not None and value < below)
 
     def _learn_changes(self, state: State, ts: float, changed: bool) -> None:
         """Time spent in each (value, hour) and changes seen there; `due` adds up the
@@ -113,6 +118,16 @@ class StuckEvaluator(SeriesEvaluator):
     def message(self, state: State, point: Point) -> str:
         hours = (point.ts - state["s"]) / 3600
         return f"{self.attribute} figé à {fmt(state['v'], 3)} depuis {fmt(hours, 1)} h"
+
+
+def _learn_repeat(state: State, seconds: float) -> None:
+    """The three longest repeats seen; the reference `m` is the second longest, so that
+    one stuck episode while the rule was still learning does not hide the next one."""
+    longest: list[float] = state.setdefault("top", [state["m"]] if state.get("m") else [])
+    longest.append(seconds)
+    longest.sort()
+    del longest[:-3]
+    state["m"] = longest[-2] if len(longest) >= 2 else longest[-1]
 
 
 def _value_key(value: float, rates: dict[str, list[list[float]]]) -> str:

@@ -107,12 +107,16 @@ class EmptiedLevelEvaluator(SeriesEvaluator):
                 return True
             state.pop("why", None)
             return False if state.get("on") else None
-        if state.get("zero") is not None:
-            if value > 0:
-                state["zero"] = None
-            elif point.ts - state["zero"] > self.rule.zero_hours * 3600:
-                state["why"] = "low"
-                return True
+        # A container gets deposits every day: a sensor that reads 0 % for hours on end
+        # reads low (its offset hides the content), whether or not an emptying was seen
+        # (a low sensor's fall at emptying is smaller than the drop).
+        if value > 0:
+            state["zero"] = None
+        elif state.get("zero") is None:
+            state["zero"] = point.ts
+        elif point.ts - state["zero"] > self.rule.zero_hours * 3600:
+            state["why"] = "low"
+            return True
         return None
 
     def message(self, state: State, point: Point) -> str:
