@@ -4,8 +4,12 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import pytest
+
 from territoire.alarms.models import AlarmStatus
+from territoire.errors import InvalidInput
 from territoire.rules import service as rules
+from territoire.rules.definitions import parse_definition
 from territoire.telemetry.records import Reading
 from tests.conftest import World
 from tests.rules.helpers import alarms_of, at, entity, rule, send
@@ -101,6 +105,39 @@ def test_one_stuck_episode_while_learning_does_not_hide_the_next(world: World) -
     assert alarm.raised_at == at(11), "min_hours (1 h) rules, not the 3-hour episode"
 
 
+def test_parking_spots_of_one_zone_learn_their_change_rates_together(world: World) -> None:
+    tenant = world.tenant("ville-parking").id
+    zone = "urn:ngsi-ld:OnStreetParking:z1"
+    spots = [f"urn:ngsi-ld:ParkingSpot:p{i}" for i in range(5)]
+    entity(world.database, tenant, zone)
+    for spot in spots:
+        entity(world.database, tenant, spot, relationships={"refParkingSite": zone})
+    rule(
+        world.database,
+        tenant,
+        "stuck",
+        {"kind": "stuck", "attribute": "occupancy", "model": "changes", "expected_changes": 4,
+         "group_by": "refParkingSite", "learn_hours": 24, "min_hours": 2},
+    )  # fmt: skip
+
+    def occupancy(i: int, quarter: int) -> float:
+        if i == 0 and 30 * 4 <= quarter < 40 * 4:
+            return 1.0  # stuck "occupied" from hour 30 to hour 40
+        return float((quarter // 4 + i) % 2)  # a car comes or goes every hour
+
+    for day in range(2):
+        readings = [
+            Reading(spot, "occupancy", at(q / 4), occupancy(i, q))
+            for q in range(day * 96, day * 96 + 96)
+            for i, spot in enumerate(spots)
+        ]
+        send(world.database, tenant, readings)
+    (alarm,) = alarms_of(world.database, tenant)
+    assert alarm.entity_urn == spots[0]
+    assert at(32) < alarm.raised_at <= at(36), "4 changes due at the zone's rate of 1 an hour"
+    assert alarm.status is AlarmStatus.CLEARED and alarm.cleared_at == at(40)
+
+
 def test_rate_of_change(world: World) -> None:
     tenant = _tenant(world)
     rule(
@@ -154,3 +191,9 @@ def test_silence_is_seen_by_the_timer_and_clears_when_data_returns(world: World)
     rules.run_timers(world.database, at(3) + timedelta(minutes=5))
     (alarm,) = alarms_of(world.database, tenant)
     assert alarm.status is AlarmStatus.CLEARED
+
+
+def test_grouping_is_refused_without_the_changes_model() -> None:
+    with pytest.raises(InvalidInput) as refused:
+        parse_definition({"kind": "stuck", "attribute": "occupancy", "group_by": "refParkingSite"})
+    assert "group_by needs model 'changes'" in str(refused.value)

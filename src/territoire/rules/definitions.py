@@ -135,6 +135,16 @@ class Stuck(Definition):
     # rate this series changes at those hours of the day, `expected_changes` were due.
     model: Literal["longest", "changes"] = "longest"
     expected_changes: float = Field(default=12.0, gt=0, le=1000)
+    # "changes" only: learn the change rates pooled over the entities whose relationship
+    # of this name points at the same target (the spots of one street zone), which gives
+    # each hour far more evidence than one sensor's own few weeks.
+    group_by: Attribute | None = None
+
+    @model_validator(mode="after")
+    def _grouping(self) -> Stuck:
+        if self.group_by is not None and self.model != "changes":
+            raise ValueError("group_by needs model 'changes'")
+        return self
 
     def describe(self, lang: str) -> str:
         ignored = ", ".join(_num(v, lang) for v in self.ignore_values)
@@ -166,6 +176,11 @@ class Stuck(Definition):
         expected = _num(self.expected_changes, lang)
         if lang == "fr":
             tail = f" Les valeurs {ignored} ne comptent pas." if ignored else ""
+            if self.group_by is not None:
+                tail += (
+                    f" Les rythmes sont appris ensemble pour les équipements dont « "
+                    f"{self.group_by} » désigne le même site."
+                )
             return (
                 f"Alarme lorsque « {self.attribute} » garde la même valeur depuis plus de "
                 f"{_num(self.min_hours, lang)} h et si longtemps que, au rythme auquel cette "
@@ -175,6 +190,11 @@ class Stuck(Definition):
                 f"auraient dû se produire ; levée dès que la valeur change.{tail}"
             )
         tail = f" The values {ignored} do not count." if ignored else ""
+        if self.group_by is not None:
+            tail += (
+                f" The rates are learnt together for the entities whose '{self.group_by}' "
+                "points at the same site."
+            )
         return (
             f"Alarm when '{self.attribute}' has kept the same value for more than "
             f"{_num(self.min_hours, lang)} h and so long that, at the rate this series "

@@ -11,7 +11,7 @@ from territoire.rules.evaluators.base import Evaluator
 EVALUATORS: dict[type[d.Definition], Any] = {
     d.Threshold: generic.ThresholdEvaluator,
     d.Silence: generic.SilenceEvaluator,
-    d.Stuck: generic.StuckEvaluator,
+    d.Stuck: generic.stuck_evaluator,
     d.RateOfChange: generic.RateOfChangeEvaluator,
     d.HistoryRange: generic.HistoryRangeEvaluator,
     d.PeerDrift: peers.PeerDriftEvaluator,

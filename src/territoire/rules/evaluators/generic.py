@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from typing import ClassVar
+from typing import ClassVar, cast
 
 from territoire.rules import calendar
 from territoire.rules.definitions import HistoryRange, RateOfChange, Silence, Stuck, Threshold
@@ -25,6 +25,7 @@ PRIOR_SECONDS = 3600.0  # an hour of the series' overall change rate steadies ea
 MAX_VALUE_KEYS = 10
 MAX_GAP = 2 * 3600
 SLOTS = 3 * 24  # hours of working days, Saturdays, Sundays and public holidays
+MISSING = object()
 
 
 class ThresholdEvaluator(SeriesEvaluator):
@@ -118,6 +119,49 @@ class StuckEvaluator(SeriesEvaluator):
     def message(self, state: State, point: Point) -> str:
         hours = (point.ts - state["s"]) / 3600
         return f"{self.attribute} figé à {fmt(state['v'], 3)} depuis {fmt(hours, 1)} h"
+
+
+def stuck_evaluator(definition: Stuck) -> Evaluator:
+    if definition.group_by is not None:
+        return GroupedStuckEvaluator(definition)
+    return StuckEvaluator(definition)
+
+
+class GroupedStuckEvaluator(Evaluator):
+    """The `changes` model with one table of change rates for a group of entities (the
+    spots of a street zone): each member keeps its own run, the group learns the rates."""
+
+    def __init__(self, definition: Stuck) -> None:
+        super().__init__(definition)
+        self.single = StuckEvaluator(definition)
+        self.attributes = frozenset({definition.attribute})
+        self.relation = definition.group_by or ""
+
+    def subject(self, point: Point, ctx: Context) -> str | None:
+        known = ctx.subjects.get((self.relation, point.entity), MISSING)
+        if known is not MISSING:
+            return cast(str | None, known)
+        found: str | None = None
+        if ctx.in_scope(point.entity):
+            info = ctx.entities.get(point.entity)
+            found = (info.related(self.relation) if info is not None else None) or point.entity
+        ctx.subjects[(self.relation, point.entity)] = found
+        return found
+
+    def evaluate(
+        self, subject: str, state: State, points: list[Point], ctx: Context
+    ) -> list[Signal]:
+        rates = state.setdefault("h", {})
+        members: dict[str, State] = state.setdefault("m", {})
+        signals: list[Signal] = []
+        for point in points:
+            member = members.setdefault(point.entity, {})
+            member["h"] = rates  # shared: every member learns into the group's table
+            try:
+                signals += self.single.evaluate(point.entity, member, [point], ctx)
+            finally:
+                del member["h"]
+        return signals
 
 
 def _learn_repeat(state: State, seconds: float) -> None:
