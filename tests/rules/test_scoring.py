@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from territoire.rules import detection
 from territoire.rules.detection import FAMILIES, AlarmRow, percentile, score
 from territoire.simulator.faults import Fault, FaultKind
 
@@ -51,3 +52,12 @@ def test_percentiles() -> None:
     assert percentile([], 0.5) is None
     assert percentile([4.0, 1.0, 3.0, 2.0], 0.5) == 2.5
     assert percentile([1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0, 10.0], 0.9) == 9.1
+
+
+def test_a_run_limited_to_some_kinds_ingests_only_their_streams() -> None:
+    assert detection.Config().streams() is None, "every kind: every stream"
+    assert detection.Config(kinds=(FaultKind.SENSOR_SILENT,)).streams() is None
+    stuck = detection.Config(kinds=(FaultKind.SENSOR_STUCK,)).streams()
+    assert stuck is not None and "cabinet" in stuck and "streetlight" not in stuck
+    waste = detection.Config(kinds=(FaultKind.CONTAINER_OVERFLOW, FaultKind.WATER_LEAK))
+    assert waste.streams() == {"container", "district", "tank"}

@@ -61,6 +61,8 @@ STUCK_SERIES: tuple[tuple[str, str, tuple[str, ...], dict[str, Any]], ...] = (
         {"model": "changes", "group_by": "refParkingSite", "expected_changes": 11.0},
     ),
 )
+# Meters stuck at 0 while the building is in use (the `stuck` rules ignore 0).
+OCCUPIED_ZERO_KEYS = ("stuck-waterZero", "stuck-gasZero")
 POOL_USAGES = frozenset({"pool", "swimmingPool", "swimming_pool"})
 
 
@@ -162,6 +164,41 @@ def default_rules(session: Session, tenant_id: int) -> list[RuleDraft]:
             "warning",
             scope=_scope(("AirQualityObserved",)),
             key="air-drift-gases",
+        ),
+    ]
+    # The heating regulation holds the same set-points day after day: a building
+    # thermometer whose regulated level moves is drifting (tuning seeds 1-10).
+    drafts.append(
+        RuleDraft(
+            "Thermomètre de bâtiment décalé",
+            {"kind": "thermometer_drift"},
+            "warning",
+            scope=_scope(("Building",)),
+            key="building-thermometer-drift",
+        )
+    )
+    # A closed building's meters read 0 for days (the stuck rule ignores 0); an occupied
+    # building always draws some water, and its boiler fires while the room is held at
+    # comfort (8 h of use at 0: longer than any healthy run on the tuning seeds 1-10).
+    drafts += [
+        RuleDraft(
+            "Capteur figé à zéro (eau, bâtiment occupé)",
+            {"kind": "occupied_zero", "attribute": "waterConsumption"},
+            "minor",
+            scope=_scope(("Building",)),
+            key=OCCUPIED_ZERO_KEYS[0],
+        ),
+        RuleDraft(
+            "Capteur figé à zéro (gaz, bâtiment occupé et chauffé)",
+            {
+                "kind": "occupied_zero",
+                "attribute": "gasConsumption",
+                "temperature_attribute": "temperature",
+                "readings": 32,
+            },
+            "minor",
+            scope=_scope(("Building",)),
+            key=OCCUPIED_ZERO_KEYS[1],
         ),
     ]
     weather = _urns_of(session, tenant_id, "WeatherObserved")

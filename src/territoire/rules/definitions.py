@@ -553,7 +553,8 @@ class UnoccupiedConsumption(Definition):
                 + f", alarme lorsque « {self.attribute} » dépasse de plus de "
                 f"{_pct(self.margin, lang)} sa consommation habituelle hors occupation "
                 f"(apprise sur {self.learn_samples} relevés) sur {self.samples} relevés "
-                "consécutifs ; levée lorsqu'elle redevient normale."
+                "consécutifs ; levée lorsqu'elle redevient normale. Un relevé qui répète "
+                "exactement le précédent ne compte pas (compteur figé)."
             )
         return (
             "Consumption while unoccupied: outside the building's opening hours "
@@ -567,7 +568,8 @@ class UnoccupiedConsumption(Definition):
             + f", alarm when '{self.attribute}' exceeds its usual unoccupied consumption "
             f"(learnt over {self.learn_samples} readings) by more than "
             f"{_pct(self.margin, lang)} on {self.samples} consecutive readings; cleared when "
-            "it is normal again."
+            "it is normal again. A reading that repeats the previous one exactly does not "
+            "count (frozen meter)."
         )
 
 
@@ -580,6 +582,9 @@ class UnoccupiedHeating(Definition):
     before_opening_minutes: int = Field(default=120, ge=0, le=720)
     hours: float = Field(default=3.0, gt=0, le=72)
     gap: float = Field(default=2.0, gt=0, le=30)
+    # Not judged while the day's regulated in-use temperature is this far from its usual
+    # level: the thermometer is drifting, and its set-back would be misread (None: always).
+    suspect_tolerance: float | None = Field(default=1.0, gt=0, le=20)
     default_types: ClassVar[tuple[str, ...]] = ("Building",)
 
     def describe(self, lang: str) -> str:
@@ -595,6 +600,14 @@ class UnoccupiedHeating(Definition):
                 f"{_num(self.gap, lang)} °C de la température de confort des heures "
                 "d'ouverture). Un thermomètre ou un compteur figé ne prouve rien. Levée "
                 "lorsque la température redescend."
+                + (
+                    " Pas de jugement tant que la température d'occupation relevée pendant que "
+                    "la chaudière régule s'écarte de plus de "
+                    f"{_num(self.suspect_tolerance, lang)} °C de son niveau habituel "
+                    "(thermomètre qui dérive)."
+                    if self.suspect_tolerance is not None
+                    else ""
+                )
             )
         return (
             "Heating while unoccupied: outside opening hours (from "
@@ -605,6 +618,13 @@ class UnoccupiedHeating(Definition):
             "temperature when empty (learnt; until it is: within "
             f"{_num(self.gap, lang)} °C of the comfort temperature of opening hours). A "
             "frozen thermometer or meter proves nothing. Cleared when the temperature drops."
+            + (
+                " Not judged while the in-use temperature read as the boiler regulates departs "
+                f"by more than {_num(self.suspect_tolerance, lang)} °C from its usual level "
+                "(drifting thermometer)."
+                if self.suspect_tolerance is not None
+                else ""
+            )
         )
 
 
@@ -637,6 +657,141 @@ class ConsumptionDrift(Definition):
             f"{self.weather_entity}), a line learnt over the previous {self.learn_days} normal "
             f"days; alarm when it exceeds it by more than {_pct(self.margin, lang)} "
             f"{self.days} day(s) in a row, cleared after a normal day."
+        )
+
+
+class ThermometerDrift(Definition):
+    """An indoor thermometer walking away from the temperature the heating regulation holds."""
+
+    kind: Literal["thermometer_drift"] = "thermometer_drift"
+    temperature_attribute: Attribute = "temperature"
+    energy_attribute: Attribute = "gasConsumption"
+    occupancy_attribute: Attribute | None = "occupancy"
+    tolerance: float = Field(default=0.6, gt=0, le=20)
+    days: int = Field(default=1, ge=1, le=30)
+    learn_days: int = Field(default=5, ge=2, le=90)
+    baseline_days: int = Field(default=14, ge=2, le=90)
+    min_readings: int = Field(default=8, ge=1, le=96)
+    # Also judge the set-back held at night (buildings open one or two days a week).
+    closed_levels: bool = True
+    default_types: ClassVar[tuple[str, ...]] = ("Building",)
+
+    @model_validator(mode="after")
+    def _windows(self) -> ThermometerDrift:
+        if self.baseline_days < self.learn_days:
+            raise ValueError("baseline_days must be at least learn_days")
+        return self
+
+    def describe(self, lang: str) -> str:
+        tol = _num(self.tolerance, lang)
+        step = "1,5" if lang == "fr" else "1.5"
+        if lang == "fr":
+            who = (
+                f", « {self.occupancy_attribute} » voyant quelqu'un"
+                if self.occupancy_attribute
+                else ""
+            )
+            night = (
+                " De même pour la température réduite des nuits de fermeture (de 3 h après "
+                "la fermeture à 3 h avant l'ouverture) ; une nuit à plus de "
+                f"{step} °C de son niveau habituel est un chauffage resté au confort, pas une "
+                "dérive, et n'est pas jugée."
+                if self.closed_levels
+                else ""
+            )
+            return (
+                "Thermomètre décalé : chaque jour (de midi à midi), la médiane des "
+                "températures relevées pendant l'occupation du bâtiment (horaires "
+                f"d'ouverture{who}) alors que la chaudière régule (« {self.energy_attribute} "
+                "» ni nul ni à plus de 90 % de son maximum : la pièce est alors à la consigne "
+                f"de confort) est comparée à la médiane des {self.baseline_days} derniers "
+                f"jours normaux ({self.min_readings} relevés par jour au moins). Alarme "
+                f"lorsqu'elle s'en écarte de plus de {tol} °C {self.days} jour(s) de suite : "
+                f"la consigne ne bouge pas, c'est le capteur qui dérive.{night} Un niveau "
+                f"n'est appris que lorsque {self.learn_days} jours de suite concordent à la "
+                "moitié de la tolérance près (au départ, ou pour un nouveau niveau tenu aussi "
+                "régulièrement). Un relevé qui répète exactement le précédent ne compte pas "
+                "(capteur figé). Levée après un jour normal."
+            )
+        who = f", '{self.occupancy_attribute}' seeing someone" if self.occupancy_attribute else ""
+        night = (
+            " The same for the set-back of closed nights (from 3 h after closing to 3 h "
+            f"before opening); a night more than {step} °C from its usual level is heating "
+            "left at comfort, not a drift, and is not judged."
+            if self.closed_levels
+            else ""
+        )
+        return (
+            "Drifting thermometer: each day (noon to noon), the median of the temperatures "
+            f"read while the building is in use (opening hours{who}) and the boiler "
+            f"regulates ('{self.energy_attribute}' neither zero nor above 90 % of its "
+            "maximum: the room is then at the comfort set-point) is compared with the median "
+            f"of the last {self.baseline_days} normal days (at least {self.min_readings} "
+            f"readings a day). Alarm when it departs from it by more than {tol} °C "
+            f"{self.days} day(s) in a row: the set-point does not move, the sensor does."
+            f"{night} A level is learnt only once {self.learn_days} days in a row agree "
+            "within half the tolerance (at the start, or for a new level held that "
+            "steadily). A reading repeating the previous one exactly does not count (frozen "
+            "sensor). Cleared after a normal day."
+        )
+
+
+class OccupiedZero(Definition):
+    """A meter that reads 0 while the building is in use, for longer than it ever did."""
+
+    kind: Literal["occupied_zero"] = "occupied_zero"
+    attribute: Attribute = "waterConsumption"
+    occupancy_attribute: Attribute | None = "occupancy"
+    readings: int = Field(default=8, ge=1, le=1000)
+    history_factor: float = Field(default=2.0, ge=1, le=20)
+    learn_readings: int = Field(default=96, ge=0, le=10_000)
+    # Gas: a boiler may stay off for hours in an occupied building kept warm by people and
+    # equipment, but then the room rises above its set-point. With a thermometer, a zero
+    # counts only while the room sits at its comfort level (within `band` °C), which a
+    # boiler that really is off cannot hold.
+    temperature_attribute: Attribute | None = None
+    band: float = Field(default=0.25, gt=0, le=5)
+    default_types: ClassVar[tuple[str, ...]] = ("Building",)
+
+    def describe(self, lang: str) -> str:
+        factor = _num(self.history_factor, lang)
+        if lang == "fr":
+            return (
+                f"Compteur figé à zéro : alarme lorsque « {self.attribute} » lit 0 sur plus de "
+                f"{self.readings} relevés consécutifs pris pendant l'occupation du bâtiment "
+                "(horaires d'ouverture"
+                + (
+                    f", « {self.occupancy_attribute} » voyant quelqu'un"
+                    if self.occupancy_attribute
+                    else ""
+                )
+                + f") et plus de {factor} fois la plus longue telle série observée (apprise "
+                f"sur {self.learn_readings} relevés d'occupation) : un bâtiment fermé lit 0, "
+                "un bâtiment occupé consomme. Levée au premier relevé non nul."
+                + (
+                    f" Un zéro ne compte que si « {self.temperature_attribute} » est à moins "
+                    f"de {_num(self.band, lang)} °C du niveau de confort appris (médiane des "
+                    "journées d'occupation où la chaudière régule) : une chaudière vraiment "
+                    "arrêtée ne tient pas la consigne."
+                    if self.temperature_attribute
+                    else ""
+                )
+            )
+        return (
+            f"Meter stuck at zero: alarm when '{self.attribute}' reads 0 on more than "
+            f"{self.readings} consecutive readings taken while the building is in use "
+            "(opening hours"
+            + (f", '{self.occupancy_attribute}' seeing someone" if self.occupancy_attribute else "")
+            + f") and more than {factor} times the longest such run seen (learnt over "
+            f"{self.learn_readings} in-use readings): a closed building reads 0, an occupied "
+            "one consumes. Cleared by the first non-zero reading."
+            + (
+                f" A zero counts only while '{self.temperature_attribute}' is within "
+                f"{_num(self.band, lang)} °C of the learnt comfort level (median of the in-use "
+                "days when the boiler regulates): a boiler really off cannot hold the set-point."
+                if self.temperature_attribute
+                else ""
+            )
         )
 
 
@@ -759,6 +914,8 @@ AnyDefinition = Annotated[
     | UnoccupiedConsumption
     | UnoccupiedHeating
     | ConsumptionDrift
+    | ThermometerDrift
+    | OccupiedZero
     | ContainerFull
     | ContainerForecast
     | EmptiedLevel,
@@ -784,6 +941,8 @@ DEFINITIONS: dict[str, type[Definition]] = {
         UnoccupiedConsumption,
         UnoccupiedHeating,
         ConsumptionDrift,
+        ThermometerDrift,
+        OccupiedZero,
         ContainerFull,
         ContainerForecast,
         EmptiedLevel,

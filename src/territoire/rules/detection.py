@@ -51,10 +51,16 @@ FAMILIES: dict[FaultKind, tuple[str, ...]] = {
     FaultKind.WATER_BURST: ("water-burst",),
     FaultKind.CONTAINER_OVERFLOW: ("container-full",),
     FaultKind.SENSOR_SILENT: ("sensor-silence",),
-    FaultKind.SENSOR_STUCK: tuple(
-        f"stuck-{suffix}" for suffix, *_rest in defaults.STUCK_SERIES if suffix != "occupancy"
+    FaultKind.SENSOR_STUCK: (
+        *(f"stuck-{suffix}" for suffix, *_rest in defaults.STUCK_SERIES if suffix != "occupancy"),
+        *defaults.OCCUPIED_ZERO_KEYS,
     ),
-    FaultKind.SENSOR_DRIFT: ("container-sensor", "air-drift-particles", "air-drift-gases"),
+    FaultKind.SENSOR_DRIFT: (
+        "container-sensor",
+        "air-drift-particles",
+        "air-drift-gases",
+        "building-thermometer-drift",
+    ),
     FaultKind.BUILDING_HEATED_UNOCCUPIED: ("building-heated-unoccupied",),
     FaultKind.BUILDING_LIT_UNOCCUPIED: ("building-lit-unoccupied",),
     FaultKind.PARKING_STUCK_OCCUPIED: ("stuck-occupancy",),
@@ -75,7 +81,16 @@ STREAMS: dict[FaultKind, tuple[str, ...]] = {
     FaultKind.WATER_BURST: ("district", "tank"),
     FaultKind.CONTAINER_OVERFLOW: ("container",),
     FaultKind.SENSOR_SILENT: (),  # every stream
-    FaultKind.SENSOR_STUCK: (),
+    # Every stream that can stick (the planner's list): all but the street lights.
+    FaultKind.SENSOR_STUCK: (
+        "cabinet",
+        "district",
+        "tank",
+        "container",
+        "car_park",
+        "air",
+        *_BUILDINGS,
+    ),
     FaultKind.SENSOR_DRIFT: ("container", "district", "tank", "air", *_BUILDINGS),
     FaultKind.BUILDING_HEATED_UNOCCUPIED: _BUILDINGS,
     FaultKind.BUILDING_LIT_UNOCCUPIED: _BUILDINGS,

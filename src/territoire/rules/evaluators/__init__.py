@@ -25,6 +25,8 @@ EVALUATORS: dict[type[d.Definition], Any] = {
     d.UnoccupiedConsumption: buildings.UnoccupiedConsumptionEvaluator,
     d.UnoccupiedHeating: buildings.UnoccupiedHeatingEvaluator,
     d.ConsumptionDrift: buildings.ConsumptionDriftEvaluator,
+    d.ThermometerDrift: buildings.ThermometerDriftEvaluator,
+    d.OccupiedZero: buildings.OccupiedZeroEvaluator,
     d.ContainerFull: waste.ContainerFullEvaluator,
     d.ContainerForecast: waste.ContainerForecastEvaluator,
     d.EmptiedLevel: waste.EmptiedLevelEvaluator,
