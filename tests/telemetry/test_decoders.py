@@ -158,9 +158,11 @@ def _columns(payload: list[dict[str, object]]) -> list[tuple[object, ...]]:
 
 
 def test_senml_packs_decode_alike_in_columns_and_record_by_record() -> None:
-    """The column path's shortcuts (one name per base name, units only from base fields,
+    """The column paths' shortcuts (one name per base name, units only from base fields,
     times only from `t` or only from `bt`) against the record-by-record path, which a
-    string value anywhere in the pack sends the pack to."""
+    string value anywhere in the pack sends the pack to. Packs of flat records take their
+    own column path; a field beyond those (a version, or one SenML does not define, which
+    is ignored) sends them to the general one."""
     t0 = NOW.timestamp() - 3600
     packs: list[list[dict[str, object]]] = [
         # Many entities, one attribute, own times: the bench's and gateways' shape.
@@ -182,8 +184,10 @@ def test_senml_packs_decode_alike_in_columns_and_record_by_record() -> None:
     for pack in packs:
         fast = _columns(pack)
         slow = _columns([*pack, {"n": "label", "vs": "text"}])
+        versioned = _columns([{**pack[0], "bver": 10}, *pack[1:]])
+        extended = _columns([*pack[:-1], {**pack[-1], "site": "depot"}])
         assert len(fast) == len(pack)
-        assert fast == slow
+        assert fast == slow == versioned == extended
 
 
 def test_an_empty_senml_pack_is_nothing_refused() -> None:

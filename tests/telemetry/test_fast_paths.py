@@ -198,6 +198,23 @@ def test_latest_values_filter_by_attribute_and_ids(database: Database, world: Wo
     assert some.id == [power.id[0], power.id[2]] and some.entity == [urns[0], urns[2]]
 
 
+def test_reading_all_latest_values_leaves_the_planner_as_it_was(
+    postgres_database: Database,
+) -> None:
+    """The read of all a tenant's series turns PostgreSQL's nested loops off for itself
+    only: the rest of the transaction plans as before (run on PostgreSQL whichever
+    database the suite tests)."""
+    database = postgres_database
+    tenant = World(database, app=None).tenant("planner")
+    urn = entities(database, tenant.id, 1)[0]
+    service.ingest(database, tenant.id, readings(urn, hour_ago(), 2, FIVE_MIN))
+    with database.session() as session:
+        latest = service.latest_columns(session, tenant.id)
+        setting = session.execute(text("SELECT current_setting('enable_nestloop')"))
+        assert setting.scalar_one() == "on"
+    assert latest.entity == [urn] and latest.value == [1.0]
+
+
 def test_senml_column_path_matches_record_by_record() -> None:
     urn, other = "urn:ngsi-ld:Streetlight:SL-1", "urn:ngsi-ld:Streetlight:SL-2"
     pack = [
