@@ -51,6 +51,10 @@ class Settings(BaseSettings):
     max_body_bytes: int = 5 * 1024 * 1024
     cookie_secure: bool = False
     mqtt_url: str = ""
+    # TLS for mqtts:// URLs: the broker's CA (empty: the system's) and a client certificate.
+    mqtt_ca_file: str = ""
+    mqtt_cert_file: str = ""
+    mqtt_key_file: str = ""
     log_level: str = "info"
     # Outgoing e-mail (notifications). Empty host: nothing is sent, the outbox keeps it.
     smtp_host: str = ""

@@ -158,12 +158,16 @@ def _sink(
 
 def _mqtt_sink(mqtt_url: str | None, tenant: str, database: Database) -> tuple[Sink, Finish]:
     from territoire.config import load_settings
-    from territoire.telemetry.mqtt import MqttPublisher
+    from territoire.telemetry.mqtt import MqttPublisher, TlsFiles
 
-    broker = mqtt_url or load_settings().mqtt_url or "mqtt://127.0.0.1:1883"
+    settings = load_settings()
+    broker = mqtt_url or settings.mqtt_url or "mqtt://127.0.0.1:1883"
+    tls = TlsFiles(settings.mqtt_ca_file, settings.mqtt_cert_file, settings.mqtt_key_file)
     try:
-        publisher = MqttPublisher(broker, client_id=f"territoire-simulator-{int(time.time())}")
-    except OSError as error:
+        publisher = MqttPublisher(
+            broker, client_id=f"territoire-simulator-{int(time.time())}", tls=tls
+        )
+    except (OSError, ValueError) as error:
         raise _fail(f"cannot reach the MQTT broker {broker}: {error}") from error
 
     def publish(topic: str, payload: bytes) -> None:

@@ -50,7 +50,7 @@ def worker(
     """Consume telemetry from the MQTT broker (TERRITOIRE_MQTT_URL); run several to scale."""
     from territoire.telemetry import service, store
     from territoire.telemetry.bus import SUBSCRIPTIONS, Limits
-    from territoire.telemetry.mqtt import MqttWorker
+    from territoire.telemetry.mqtt import MqttWorker, TlsFiles
 
     settings = load_settings()
     if not settings.mqtt_url:
@@ -59,24 +59,29 @@ def worker(
         )
         raise typer.Exit(code=1)
     database = _database()
-    consumer = MqttWorker(
-        database,
-        settings.mqtt_url,
-        client_id=client_id or f"territoire-{socket.gethostname()}-1",
-        share_group=share_group,
-        batch_size=batch_size,
-        limits=Limits(
-            device_per_second=device_rate,
-            device_burst=device_rate * 10,
-            tenant_per_second=tenant_rate,
-            tenant_burst=tenant_rate * 4,
-        ),
-        subscriptions=topic or list(SUBSCRIPTIONS),
-    )
+    try:
+        consumer = MqttWorker(
+            database,
+            settings.mqtt_url,
+            client_id=client_id or f"territoire-{socket.gethostname()}-1",
+            share_group=share_group,
+            batch_size=batch_size,
+            limits=Limits(
+                device_per_second=device_rate,
+                device_burst=device_rate * 10,
+                tenant_per_second=tenant_rate,
+                tenant_burst=tenant_rate * 4,
+            ),
+            subscriptions=topic or list(SUBSCRIPTIONS),
+            tls=TlsFiles(settings.mqtt_ca_file, settings.mqtt_cert_file, settings.mqtt_key_file),
+        )
+        consumer.start()
+    except (OSError, ValueError) as error:  # bad URL or TLS files, broker unreachable
+        console.print(f"[bold red]Cannot start the worker[/]: {error}")
+        raise typer.Exit(code=1) from error
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     store.freeze_startup_objects()
-    consumer.start()
     console.print(
         f"Worker {consumer.client_id} consuming from "
         f"{consumer.address.host}:{consumer.address.port}"

@@ -7,6 +7,9 @@ acknowledged only after the transaction that stores it has committed. A crash be
 that leaves the message unacknowledged, and the broker delivers it again; storing is
 idempotent, so the replay adds nothing twice.
 Several workers share the load through a shared subscription (`$share/<group>/…`).
+`mqtts://` URLs connect over TLS: the broker's certificate is checked against the
+system's trusted authorities or a given CA file, and a client certificate is sent when
+one is configured (brokers that authenticate devices and services by certificate).
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import queue
+import ssl
 import threading
 import time
 from collections.abc import Sequence
@@ -30,19 +34,61 @@ from territoire.telemetry.wire import ConsumerSession, Delivery, ProtocolError
 log = logging.getLogger("territoire.telemetry")
 
 
+PLAIN_SCHEMES, TLS_SCHEMES = {"mqtt", "tcp"}, {"mqtts", "ssl"}
+
+
 @dataclass(frozen=True)
 class BrokerAddress:
     host: str
     port: int
     username: str | None
     password: str | None
+    tls: bool = False
+
+
+@dataclass(frozen=True)
+class TlsFiles:
+    """TLS material for `mqtts://`: the CA file that signed the broker's certificate
+    (empty: the system's trusted authorities) and the client's own certificate and key
+    (PEM) when the broker asks for one."""
+
+    ca_file: str = ""
+    cert_file: str = ""
+    key_file: str = ""
+
+    @property
+    def given(self) -> bool:
+        return bool(self.ca_file or self.cert_file or self.key_file)
+
+    def context(self) -> ssl.SSLContext:
+        """A client context that verifies the broker (certificate and host name)."""
+        if self.key_file and not self.cert_file:
+            raise ValueError("an MQTT client key needs its certificate (mqtt_cert_file)")
+        context = ssl.create_default_context(cafile=self.ca_file or None)
+        if self.cert_file:
+            context.load_cert_chain(self.cert_file, self.key_file or None)
+        return context
 
 
 def parse_mqtt_url(url: str) -> BrokerAddress:
     parsed = urlparse(url)
-    if parsed.scheme not in {"mqtt", "tcp"} or not parsed.hostname:
-        raise ValueError(f"an MQTT URL looks like mqtt://host:1883, not {url!r}")
-    return BrokerAddress(parsed.hostname, parsed.port or 1883, parsed.username, parsed.password)
+    if parsed.scheme not in PLAIN_SCHEMES | TLS_SCHEMES or not parsed.hostname:
+        raise ValueError(
+            f"an MQTT URL looks like mqtt://host:1883 or mqtts://host:8883, not {url!r}"
+        )
+    tls = parsed.scheme in TLS_SCHEMES
+    port = parsed.port or (8883 if tls else 1883)
+    return BrokerAddress(parsed.hostname, port, parsed.username, parsed.password, tls)
+
+
+def tls_context(address: BrokerAddress, tls: TlsFiles | None) -> ssl.SSLContext | None:
+    """The TLS context of a connection to `address`, None for a plain one. TLS files
+    with a plain URL are refused: the operator meant the traffic to be encrypted."""
+    if not address.tls:
+        if tls is not None and tls.given:
+            raise ValueError("TLS files are set but the MQTT URL is not mqtts://")
+        return None
+    return (tls or TlsFiles()).context()
 
 
 class MqttWorker:
@@ -66,8 +112,10 @@ class MqttWorker:
         session_expiry: int = 7 * 24 * 3600,
         limits: Limits | None = None,
         subscriptions: Sequence[str] = SUBSCRIPTIONS,
+        tls: TlsFiles | None = None,
     ) -> None:
         self.address = parse_mqtt_url(url)
+        self._ssl_context = tls_context(self.address, tls)
         self.handler = TelemetryHandler(database, limits, source="mqtt")
         self.client_id = client_id
         self.share_group = share_group
@@ -99,6 +147,7 @@ class MqttWorker:
             receive_maximum=max(self.batch_size * 2, 20),
             username=self.address.username,
             password=self.address.password,
+            ssl_context=self._ssl_context,
         )
 
     @property
@@ -111,6 +160,10 @@ class MqttWorker:
         self._stop.clear()
         try:
             self._session.open(self._topics, timeout)
+        except ssl.SSLError as error:  # not a matter of waiting: the TLS setup is wrong
+            raise ConnectionError(
+                f"no TLS session with {self.address.host}:{self.address.port}: {error}"
+            ) from error
         except OSError as error:
             raise TimeoutError(
                 f"no MQTT session with {self.address.host}:{self.address.port}: {error}"
@@ -234,11 +287,14 @@ class MqttWorker:
 class MqttPublisher:
     """QoS 1 publisher: `publish` returns once the broker has acknowledged the message."""
 
-    def __init__(self, url: str, client_id: str = "") -> None:
+    def __init__(self, url: str, client_id: str = "", tls: TlsFiles | None = None) -> None:
         address = parse_mqtt_url(url)
+        context = tls_context(address, tls)
         self._client = mqtt.Client(
             CallbackAPIVersion.VERSION2, client_id=client_id, protocol=MQTTProtocolVersion.MQTTv5
         )
+        if context is not None:
+            self._client.tls_set_context(context)
         if address.username:
             self._client.username_pw_set(address.username, address.password)
         self._client.max_inflight_messages_set(1000)

@@ -12,6 +12,7 @@ and a receive maximum (plus user name and password when given); SUBSCRIBE with Q
 PUBLISH received at QoS 0 or 1 (the subscription caps QoS at 1, so QoS 2 never comes);
 PUBACK; PINGREQ for keep-alive; DISCONNECT, optionally ending the broker-side session.
 It never advertises a topic alias maximum, so every PUBLISH carries its topic name.
+Over TLS (`mqtts://`) the socket is wrapped by the standard library's `ssl` module.
 Publishing stays with paho-mqtt (`territoire.telemetry.mqtt.MqttPublisher`).
 """
 
@@ -20,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import select
 import socket
+import ssl
 import struct
 import threading
 import time
@@ -175,8 +177,10 @@ class ConsumerSession:
         keepalive: int = 30,
         username: str | None = None,
         password: str | None = None,
+        ssl_context: ssl.SSLContext | None = None,
     ) -> None:
         self.host, self.port, self.client_id = host, port, client_id
+        self.ssl_context = ssl_context
         self.session_expiry = session_expiry
         self.receive_maximum = max(1, min(65535, receive_maximum))
         self.keepalive = keepalive
@@ -196,6 +200,12 @@ class ConsumerSession:
         """Connect and subscribe; True if the broker still had our session."""
         sock = socket.create_connection((self.host, self.port), timeout=timeout)
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        if self.ssl_context is not None:
+            try:  # the handshake checks the broker's certificate against the host name
+                sock = self.ssl_context.wrap_socket(sock, server_hostname=self.host)
+            except BaseException:
+                sock.close()
+                raise
         self._sock, self._buffer, self._early = sock, bytearray(), []
         try:
             self._send(
@@ -267,9 +277,11 @@ class ConsumerSession:
             raise ConnectionError("the broker stopped answering")
         if now - self._last_sent > self.keepalive / 2:
             self._send(_packet(PINGREQ, 0, b""))
-        readable, _w, _x = select.select([sock], [], [], timeout)
-        if not readable:
-            return []
+        # TLS may hold decrypted bytes that the socket itself no longer signals.
+        if not (isinstance(sock, ssl.SSLSocket) and sock.pending()):
+            readable, _w, _x = select.select([sock], [], [], timeout)
+            if not readable:
+                return []
         chunk = sock.recv(1 << 20)
         if not chunk:
             raise ConnectionError("the broker closed the connection")
