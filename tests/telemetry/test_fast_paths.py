@@ -201,17 +201,18 @@ def test_latest_values_filter_by_attribute_and_ids(database: Database, world: Wo
 def test_reading_all_latest_values_leaves_the_planner_as_it_was(
     postgres_database: Database,
 ) -> None:
-    """The read of all a tenant's series turns PostgreSQL's nested loops off for itself
-    only: the rest of the transaction plans as before (run on PostgreSQL whichever
-    database the suite tests)."""
+    """The read of all a tenant's series turns PostgreSQL's nested loops off and gives its
+    sort more memory for itself only: the rest of the transaction plans as before (run on
+    PostgreSQL whichever database the suite tests)."""
     database = postgres_database
     tenant = World(database, app=None).tenant("planner")
     urn = entities(database, tenant.id, 1)[0]
     service.ingest(database, tenant.id, readings(urn, hour_ago(), 2, FIVE_MIN))
+    read = text("SELECT current_setting('enable_nestloop'), current_setting('work_mem')")
     with database.session() as session:
+        before = tuple(session.execute(read).one())
         latest = service.latest_columns(session, tenant.id)
-        setting = session.execute(text("SELECT current_setting('enable_nestloop')"))
-        assert setting.scalar_one() == "on"
+        assert tuple(session.execute(read).one()) == before and before[0] == "on"
     assert latest.entity == [urn] and latest.value == [1.0]
 
 
