@@ -216,6 +216,15 @@ def test_queries_and_exports_are_tenant_scoped(database: Database, world: World)
     ]
     latest = client.post("/api/v1/series/latest", json={"ids": [sid]}).json()
     assert latest["value"] == [23.0] and latest["id"] == [sid]
+    compact = client.get("/api/v1/series/latest", params={"fields": "ts,value"}).json()
+    assert set(compact) == {"count", "id", "ts", "value", "ts_unit"}
+    assert (compact["id"], compact["ts"], compact["value"]) == (
+        [sid],
+        latest["ts"],
+        [23.0],
+    )
+    named = client.post("/api/v1/series/latest?fields=entity", json={"ids": [sid]}).json()
+    assert named == {"count": 1, "id": [sid], "entity": latest["entity"]}
     csv_text = client.get(
         f"/api/v1/series/{sid}/export.csv", params={"from": start.isoformat()}
     ).text
@@ -249,3 +258,5 @@ def test_query_parameters_are_validated(database: Database, world: World) -> Non
         assert response.status_code == 422, (params, response.text)
         assert response.json()["error"]["problems"]
     assert client.get("/api/v1/series/latest", params={"ids": "1,x"}).status_code == 422
+    unknown = client.get("/api/v1/series/latest", params={"fields": "ts,colour"})
+    assert unknown.status_code == 422 and "colour" in unknown.text

@@ -252,23 +252,27 @@ def list_series(
     )
 
 
-def _latest_response(columns: service.LatestColumns) -> Response:
+def _latest_response(columns: dict[str, list[Any]]) -> Response:
     # Columns, not objects: 50,000 series stay a small, fast answer for the map.
-    return Response(
-        orjson.dumps(
-            {
-                "count": len(columns.id),
-                "id": columns.id,
-                "entity": columns.entity,
-                "attribute": columns.attribute,
-                "unit": columns.unit,
-                "ts": columns.ts,
-                "value": columns.value,
-                "ts_unit": "ms since 1970-01-01T00:00:00Z",
-            }
-        ),
-        media_type="application/json",
-    )
+    content: dict[str, Any] = {"count": len(columns["id"]), **columns}
+    if "ts" in columns:
+        content["ts_unit"] = "ms since 1970-01-01T00:00:00Z"
+    return Response(orjson.dumps(content), media_type="application/json")
+
+
+def _field_list(text: str | None) -> list[str]:
+    if text is None:
+        return list(service.LATEST_FIELDS)
+    return [part.strip() for part in text.split(",") if part.strip() and part.strip() != "id"]
+
+
+FieldsQuery = Annotated[
+    str | None,
+    Query(
+        description="Comma-separated columns besides id, among entity, attribute, unit, ts, "
+        "value (default: all); a map that knows its series asks for ts,value"
+    ),
+]
 
 
 @router.get("/series/latest")
@@ -277,18 +281,21 @@ def latest_values(
     principal: Reader,
     ids: Annotated[str | None, Query(description="Comma-separated series ids")] = None,
     attribute: str | None = None,
+    fields: FieldsQuery = None,
 ) -> Response:
     """Last value of many series at once; all the tenant's series when no ids are given."""
     wanted = _id_list(ids) if ids else None
-    columns = service.latest_columns(
-        session, principal.tenant_id, series_ids=wanted, attribute=attribute
+    columns = service.latest_fields(
+        session, principal.tenant_id, _field_list(fields), wanted, attribute
     )
     return _latest_response(columns)
 
 
 @router.post("/series/latest")
-def latest_values_for(body: LatestIn, session: DbSession, principal: Reader) -> Response:
-    columns = service.latest_columns(session, principal.tenant_id, series_ids=body.ids)
+def latest_values_for(
+    body: LatestIn, session: DbSession, principal: Reader, fields: FieldsQuery = None
+) -> Response:
+    columns = service.latest_fields(session, principal.tenant_id, _field_list(fields), body.ids)
     return _latest_response(columns)
 
 

@@ -986,18 +986,40 @@ def latest_columns(
 ) -> LatestColumns:
     """`latest_values` as columns, read straight from the series table's last-value
     columns with the driver (no per-row objects): 50,000 series in one pass."""
+    columns = latest_fields(session, tenant_id, LATEST_FIELDS, series_ids, attribute)
+    return LatestColumns(**columns)
+
+
+LATEST_FIELDS = tuple(store.LATEST_FIELDS)
+
+
+def latest_fields(
+    session: Session,
+    tenant_id: int,
+    fields: Sequence[str],
+    series_ids: Sequence[int] | None = None,
+    attribute: str | None = None,
+) -> dict[str, list[Any]]:
+    """`latest_columns` limited to some fields (among `LATEST_FIELDS`; `id` always comes
+    first): a map that already knows its series polls only their times and values, a
+    third of the bytes and of the work."""
+    unknown = [name for name in fields if name not in LATEST_FIELDS]
+    if unknown:
+        raise invalid("fields", f"unknown fields {unknown}; choose among {list(LATEST_FIELDS)}")
     chunks: list[list[int] | None] = [None]
     if series_ids is not None:
         ids = sorted({int(i) for i in series_ids})
         chunks = [ids[i : i + 5000] for i in range(0, len(ids), 5000)]
     rows: list[tuple[Any, ...]] = []
     for chunk in chunks:
-        rows.extend(store.read_latest(session, tenant_id, attribute, chunk))
+        rows.extend(store.read_latest(session, tenant_id, attribute, chunk, fields))
+    names = ["id", *fields]
     if not rows:
-        return LatestColumns([], [], [], [], [], [])
+        return {name: [] for name in names}
     with store.gc_paused():
-        columns = [list(column) for column in zip(*rows, strict=True)]
-    return LatestColumns(*columns)
+        return {
+            name: list(column) for name, column in zip(names, zip(*rows, strict=True), strict=True)
+        }
 
 
 def observations(

@@ -579,13 +579,28 @@ def read_rollup_pieces(
     return Pieces.of(rows, raw=False)
 
 
+LATEST_FIELDS = {
+    "entity": "s.entity",
+    "attribute": "s.attribute",
+    "unit": "s.unit",
+    "ts": "st.last_ts",
+    "value": "st.last_value",
+}
+
+
 def read_latest(
-    session: Session, tenant_id: int, attribute: str | None, ids: list[int] | None
+    session: Session,
+    tenant_id: int,
+    attribute: str | None,
+    ids: list[int] | None,
+    fields: Sequence[str] = tuple(LATEST_FIELDS),
 ) -> list[tuple[Any, ...]]:
-    """(id, entity, attribute, unit, last ms, last value) of a tenant's series."""
+    """(id, then the `fields` asked for) of a tenant's series: by default entity,
+    attribute, unit, last ms and last value."""
     sql = (
-        "SELECT s.id, s.entity, s.attribute, s.unit, st.last_ts, st.last_value "
-        "FROM telemetry_series AS s "
+        "SELECT s.id"
+        + "".join(f", {LATEST_FIELDS[name]}" for name in fields)
+        + " FROM telemetry_series AS s "
         "LEFT JOIN telemetry_series_state AS st ON st.series_id = s.id WHERE s.tenant_id = {p}"
     )
     params: list[Any] = [tenant_id]
