@@ -8,6 +8,7 @@ Every expected figure is read from the services, never written here.
 
 from __future__ import annotations
 
+import re
 import struct
 import zlib
 from datetime import UTC, datetime
@@ -15,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from playwright.sync_api import expect
 
 from territoire.alarms import service as alarms
 from territoire.db import Database
@@ -138,15 +140,15 @@ def test_alarm_to_closed_work_order_to_kpi(
 
     # The operator opens the map: the territory's markers are drawn.
     sign_in(page, base, Role.OPERATOR, "/map")
-    page.wait_for_function(
-        """() => { const map = document.querySelector("#territory-map");
-                   return map && map.dataset.state === "ready"
-                       && Number(map.dataset.renderedFeatures) > 0; }"""
-    )
+    # Locator waits, not `wait_for_function`: its polling compiles the predicate in the
+    # page, which the page's CSP (no 'unsafe-eval') refuses when the first try fails.
+    territory_map = page.locator("#territory-map")
+    expect(territory_map).to_have_attribute("data-state", "ready")
+    expect(territory_map).to_have_attribute("data-rendered-features", re.compile(r"^[1-9]\d*$"))
 
     # The alarm console is open when data raises an alarm: it appears without a reload.
     page.goto(f"{base}/alarms")
-    page.wait_for_function("document.body.dataset.liveState === 'open'")
+    expect(page.locator("body")).to_have_attribute("data-live-state", "open")
     page.evaluate("window.__sameDocument = true")
     page.evaluate(
         "() => { window.__alarms = [];"
@@ -161,9 +163,8 @@ def test_alarm_to_closed_work_order_to_kpi(
     received = page.evaluate("window.__alarms")
     assert {"event": "raised", "id": alarm_id, "entity_urn": urn}.items() <= received[0].items()
     # The polite live region (visually hidden) announces it.
-    page.wait_for_function(
-        "text => document.querySelector('#live-announcer').textContent.startsWith(text)",
-        arg=fr("New alarm:"),
+    expect(page.locator("#live-announcer")).to_have_text(
+        re.compile("^" + re.escape(fr("New alarm:")))
     )
 
     # Acknowledge it with the keyboard.
@@ -220,9 +221,7 @@ def test_alarm_to_closed_work_order_to_kpi(
 
     # Its trend is charted (uPlot) with the figures in a table, and the page prints bare.
     charts = page.locator(".kpi-chart")
-    page.wait_for_function(
-        "() => [...document.querySelectorAll('.kpi-chart')].every(c => c.dataset.state === 'ready')"
-    )
+    expect(page.locator(".kpi-chart:not([data-state='ready'])")).to_have_count(0)
     assert charts.count() > 0 and page.locator(".kpi-chart canvas").count() >= charts.count()
     page.emulate_media(media="print")
     assert not page.locator(".site-header").is_visible()

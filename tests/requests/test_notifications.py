@@ -97,11 +97,15 @@ def test_unsubscribing_stops_the_emails(
     assert page.status_code == 200 and code in page.text
     assert client.post(f"/c/ville-b/unsubscribe/{token}").status_code == 404
     assert client.post(f"/c/ville-a/unsubscribe/{token}").status_code == 200
+    # The app's own background sender (every second in these tests) may have sent the
+    # first change before the unsubscription: only what comes after it is judged.
+    sent_before = len(sink.messages)
     change(world, place.tenant.id, code, Status.FIXED, "")
     assert deliver(world, settings, window_seconds=0).messages == 0
-    assert sink.messages == []
+    assert len(sink.messages) == sent_before <= 1
     with world.database.session() as session:
-        assert session.scalar(select(func.count()).select_from(OutboxItem)) == 0
+        pending = select(func.count()).where(OutboxItem.state == OutboxState.PENDING)
+        assert session.scalar(pending) == 0
 
 
 def test_a_failing_smtp_server_loses_nothing(world: World, settings: Settings, sink: Sink) -> None:
