@@ -76,6 +76,45 @@ def test_a_sudden_large_flow_is_a_burst(world: World) -> None:
     assert alarm.status is AlarmStatus.CLEARED and alarm.cleared_at == at(38)
 
 
+def test_a_new_level_held_for_half_a_day_is_relearnt_not_a_burst_every_day(
+    world: World,
+) -> None:
+    """A meter back from a drift, or a new consumer: the flow steps up for good. One
+    alarm at the step, cleared after `relearn_hours`; the next days raise nothing."""
+    tenant = world.tenant("ville-eau").id
+    entity(world.database, tenant, DISTRICT)
+    rule(world.database, tenant, "burst", {"kind": "burst", "learn_days": 1, "relearn_hours": 12})
+
+    def flow(hour: float) -> float:
+        usual = 10 + 5 * math.sin(hour / 24 * 2 * math.pi)
+        return usual + (12.0 if hour >= 36 else 0.0)
+
+    for day in range(4):
+        send(world.database, tenant, _quarters(DISTRICT, "flow", 24, flow, start=24 * day))
+    (alarm,) = alarms_of(world.database, tenant)
+    assert alarm.raised_at == at(36.25)
+    assert alarm.status is AlarmStatus.CLEARED and alarm.cleared_at == at(48)
+
+
+def test_a_new_daily_peak_raises_once_then_is_learnt(world: World) -> None:
+    """The same excess at the same time of day again (here a new morning peak from the
+    second day, wandering by a quarter hour) is the usual flow changing: one alarm."""
+    tenant = world.tenant("ville-eau").id
+    entity(world.database, tenant, DISTRICT)
+    rule(world.database, tenant, "burst", {"kind": "burst", "learn_days": 1})
+
+    def flow(hour: float) -> float:
+        day, time_of_day = divmod(hour, 24)
+        start = 7 + 0.25 * (day % 2)
+        usual = 10 + 5 * math.sin(hour / 24 * 2 * math.pi)
+        return usual + (12.0 if day >= 1 and start <= time_of_day < start + 1 else 0.0)
+
+    for day in range(4):
+        send(world.database, tenant, _quarters(DISTRICT, "flow", 24, flow, start=24 * day))
+    (alarm,) = alarms_of(world.database, tenant)
+    assert alarm.raised_at == at(31.5) and alarm.status is AlarmStatus.CLEARED
+
+
 def test_network_efficiency_below_target(world: World) -> None:
     tenant = world.tenant("ville-eau").id
     entity(world.database, tenant, DISTRICT, {"connections": 100})

@@ -467,6 +467,7 @@ class Burst(Definition):
     jump_ratio: float = Field(default=0.6, gt=0, le=100)
     readings: int = Field(default=2, ge=1, le=100)
     learn_days: int = Field(default=3, ge=1, le=60)
+    relearn_hours: int = Field(default=12, ge=1, le=24 * 30)
     default_types: ClassVar[tuple[str, ...]] = ("WaterConsumptionObserved",)
 
     def describe(self, lang: str) -> str:
@@ -476,14 +477,18 @@ class Burst(Definition):
                 f"par quart d'heure, jours ouvrés et week-ends séparés, sur au moins "
                 f"{self.learn_days} jours) de plus de {_pct(self.jump_ratio, lang)} de son débit "
                 f"moyen, sur {self.readings} relevés consécutifs ; levée lorsque l'excès "
-                "retombe sous la moitié de ce seuil."
+                "retombe sous la moitié de ce seuil. Un excès qui dure plus de "
+                f"{self.relearn_hours} h n'est plus une casse mais un nouveau niveau (compteur "
+                "revenu d'une dérive, nouveau consommateur) : le profil le réapprend."
             )
         return (
             "Burst: alarm when the flow exceeds the district's usual profile (learnt per "
             f"quarter hour, working days and weekends apart, over at least {self.learn_days} "
             f"days) by more than {_pct(self.jump_ratio, lang)} of its mean flow, on "
             f"{self.readings} consecutive readings; cleared when the excess falls below half "
-            "of that threshold."
+            f"of that threshold. An excess lasting more than {self.relearn_hours} h is no "
+            "burst but a new level (a meter back from a drift, a new consumer): the profile "
+            "learns it again."
         )
 
 

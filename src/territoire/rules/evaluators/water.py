@@ -30,6 +30,9 @@ MIN_NIGHT_READINGS = 3
 MIN_COMMON_DISTRICTS = 3  # fewer districts than this: no network-wide correction
 SLOTS_PER_DAY = 96
 PROFILE_WEIGHT = 5  # a slot of the usual profile is an average of about its last 5 days
+REPEAT_DAYS = 3  # a weekday's slot is seen again after at most a weekend
+REPEAT_DAYS_WEEKEND = 7  # a weekend slot, from one Saturday to the next
+REPEAT_SLOTS = 2  # a daily peak wanders by half an hour
 MEAN_WEIGHT = 2000  # the district's mean flow moves over about three weeks of readings
 
 
@@ -160,16 +163,55 @@ class BurstEvaluator(SeriesEvaluator):
             excess = point.value - expected
             state["x"] = excess
             limit = self.rule.jump_ratio * mean
-            if excess > limit or (state.get("on") and excess > limit / 2):
+            if excess > limit / 2 and self._held_too_long(state, point.ts):
+                # A burst is repaired within hours; an excess held this long is a new level
+                # (a meter back from a drift, a new consumer): slots start again from it.
+                state["n"] = 0
+                profile[slot] = [point.value, 1]
+                return False
+            repeated = excess > limit and self._seen_lately(state, slot, point)
+            if repeated and not state.get("on"):
+                pass  # this quarter hour's usual flow has changed: learnt below
+            elif excess > limit or (state.get("on") and excess > limit / 2):
+                state.setdefault("since", point.ts)
                 if not frozen:
                     state["n"] = state.get("n", 0) + 1
                 return bool(state.get("on") or state["n"] >= self.rule.readings)
             state["n"] = 0
+            state.pop("since", None)
+            state.pop("relearn", None)
         weight = min(seen + 1, PROFILE_WEIGHT)
         profile[slot] = [expected + (point.value - expected) / weight, seen + 1]
         state["m"] = mean + (point.value - mean) / min(count + 1, MEAN_WEIGHT)
         state["c"] = count + 1
         return False if learned else None
+
+    def _seen_lately(self, state: State, slot: int, point: Point) -> bool:
+        """Whether this time of day (give or take `REPEAT_SLOTS` quarter hours, as peaks
+        wander) was already above its profile on one of the last days of its kind. A
+        burst happens once; the same excess at the same time of day again (a new morning
+        peak, a meter that drifted) is the usual flow changing, which the profile must
+        learn rather than raise every day."""
+        day = int(point.ts // 86_400)
+        last: dict[str, int] = state.setdefault("b", {})
+        block = slot - slot % SLOTS_PER_DAY  # working days and weekends apart
+        window = REPEAT_DAYS_WEEKEND if block else REPEAT_DAYS
+        near = range(
+            max(block, slot - REPEAT_SLOTS), min(block + SLOTS_PER_DAY, slot + REPEAT_SLOTS + 1)
+        )
+        repeated = any(0 < day - last.get(str(other), day) <= window for other in near)
+        last[str(slot)] = day
+        return repeated
+
+    def _held_too_long(self, state: State, ts: float) -> bool:
+        """Whether the excess has lasted `relearn_hours`; once it has, the profile keeps
+        re-learning until the flow is back within half the threshold."""
+        if state.get("relearn"):
+            return True
+        since = state.get("since")
+        if since is not None and ts - since >= self.rule.relearn_hours * 3600:
+            state["relearn"] = True
+        return bool(state.get("relearn"))
 
     def message(self, state: State, point: Point) -> str:
         return (
