@@ -11,8 +11,10 @@ Checks that apply to every path (finite value, time window, unit, names) live in
 from __future__ import annotations
 
 import functools
+import itertools
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Annotated, Any, cast
 
@@ -30,6 +32,7 @@ from territoire.telemetry.records import (
     to_ms,
 )
 
+PACK_CUT_SHORT = "pack_cut_short"  # records after one that ended the pack
 SENML_RELATIVE_LIMIT = 2**28  # RFC 8428: smaller times are relative to "now"
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
@@ -96,6 +99,8 @@ _complete_decoder = msgspec.json.Decoder(list[CompleteItem])
 _senml_decoder = msgspec.json.Decoder(list[SenMLRecord])
 _flat_senml_decoder = msgspec.json.Decoder(list[FlatSenMLRecord])
 _any_decoder = msgspec.json.Decoder()
+_raw_items_decoder = msgspec.json.Decoder(list[msgspec.Raw])
+PIECE_READINGS = 1000
 
 
 def decode(
@@ -116,6 +121,57 @@ def decode(
         return outcome
     decoder(body, device, now or datetime.now(UTC), outcome)
     return outcome
+
+
+def decode_pieces(
+    payload_format: str,
+    body: bytes,
+    device: DeviceLike | None,
+    *,
+    now: datetime | None = None,
+    size: int | None = PIECE_READINGS,
+) -> Iterator[DecodeOutcome]:
+    """`decode`, one piece of at most `size` readings at a time, for a caller that stores
+    each piece while the next is decoded. JSON batches and SenML packs are cut between
+    array items (SenML base fields carry over the cut); any other payload, or one that is
+    not a JSON array, is a single piece, decoded and refused exactly as by `decode`; so is
+    every payload when `size` is None."""
+    now = now or datetime.now(UTC)
+    cut = payload_format in ("json", "senml")
+    items = _array_items(body, size) if size is not None and cut else None
+    if items is None or size is None:
+        yield decode(payload_format, body, device, now=now)
+        return
+    base = SenMLBase()
+    # A short first piece: the database starts on it sooner, and keeps the lead.
+    cuts = [0, *range(max(1, size // 4), len(items), size), len(items)]
+    for start, end in itertools.pairwise(cuts):
+        piece = b"[" + b",".join(items[start:end]) + b"]"
+        outcome = DecodeOutcome()
+        if payload_format == "json":
+            decode_json(piece, device, now, outcome)
+        else:
+            base = decode_senml_piece(piece, device, now, outcome, base)
+            if base.refused_rest:
+                # What `decode` would have said of the records not decoded.
+                _refuse_rest(
+                    [bytes(item).decode(errors="replace") for item in items[end:]], outcome
+                )
+        yield outcome
+        if base.refused_rest:
+            return
+
+
+def _array_items(body: bytes, size: int) -> list[msgspec.Raw] | None:
+    """The items of a JSON array longer than `size`, undecoded (a fifth of the cost of
+    decoding them); None for anything else."""
+    if body.lstrip()[:1] != b"[":
+        return None
+    try:
+        items = _raw_items_decoder.decode(body)
+    except msgspec.DecodeError:
+        return None
+    return items if len(items) > size else None
 
 
 # --- plain JSON ----------------------------------------------------------------------
@@ -275,30 +331,60 @@ def _decode_json_slowly(
 # --- SenML ---------------------------------------------------------------------------
 
 
+@dataclass(frozen=True, slots=True)
+class SenMLBase:
+    """The SenML base fields in force at a point of a pack: a pack cut into pieces hands
+    them from one piece to the next."""
+
+    name: str = ""
+    unit: str | None = None
+    time: float = 0.0
+    value: float = 0.0
+    sum: float = 0.0
+    # A version we do not read, or base fields we could not, refuse the rest of the pack.
+    refused_rest: bool = False
+
+
 def decode_senml(body: bytes, device: DeviceLike | None, now: datetime, out: DecodeOutcome) -> None:
+    decode_senml_piece(body, device, now, out, SenMLBase())
+
+
+def decode_senml_piece(
+    body: bytes, device: DeviceLike | None, now: datetime, out: DecodeOutcome, base: SenMLBase
+) -> SenMLBase:
+    """Decode a pack, or a piece of one, starting with `base`; return the base fields in
+    force after its last record."""
     resolver = _SenMLResolver(device, to_ms(now), out)
     try:
-        flat = _flat_senml_decoder.decode(body)
+        # Flat records have no field to add a base value to theirs.
+        flat = _flat_senml_decoder.decode(body) if not base.value else None
     except msgspec.DecodeError:  # also a ValidationError: another shape, or an error
         pass  # told by the general decoder below, which also knows every field
     else:
-        if _flat_columns(flat, resolver):
-            return
+        if flat is not None and _flat_columns(flat, resolver, base):
+            return _base_after(flat, base)
     try:
         records = _senml_decoder.decode(body)
-    except msgspec.ValidationError as error:
-        out.reject("wrong_type", f"not a SenML pack: {error}", body[:200])
-        return
+    except msgspec.ValidationError:
+        readable = _senml_records_one_by_one(body, out)
+        if readable is None:
+            return base
+        records = readable
     except msgspec.DecodeError as error:
         out.reject("malformed_json", f"not valid JSON: {error}", body[:200])
-        return
-    if _senml_columns(records, resolver):
-        return
-    base_name, base_unit, base_time, base_value, base_sum = "", None, 0.0, 0.0, 0.0
-    for record in records:
+        return base
+    else:
+        if _senml_columns(records, resolver, base):
+            return _base_after(records, base)
+    base_name, base_unit, base_time = base.name, base.unit, base.time
+    base_value, base_sum = base.value, base.sum
+    for index, record in enumerate(records):
+        if record is _REFUSED_BASE:
+            return replace(base, refused_rest=True)
         if record.bver is not None and record.bver > 10:
             out.reject("unsupported_version", f"SenML version {record.bver} is not supported")
-            return
+            _refuse_rest(records[index + 1 :], out)
+            return replace(base, refused_rest=True)
         if record.bn is not None:
             base_name = record.bn
         if record.bu is not None:
@@ -325,9 +411,60 @@ def decode_senml(body: bytes, device: DeviceLike | None, now: datetime, out: Dec
         moment = base_time + record.t if record.t else base_time
         symbol = record.u if record.u is not None else base_unit
         resolver.add(name, symbol, moment, value, record)
+    return SenMLBase(base_name, base_unit, base_time, base_value, base_sum)
 
 
-def _senml_columns(records: list[SenMLRecord], resolver: _SenMLResolver) -> bool:
+# Stands for a refused record that set base fields: what follows it cannot be read.
+_REFUSED_BASE = SenMLRecord()
+_BASE_FIELDS = frozenset(("bn", "bt", "bu", "bv", "bs", "bver"))
+
+
+def _senml_records_one_by_one(body: bytes, out: DecodeOutcome) -> list[SenMLRecord] | None:
+    """The records of a pack where some are not well typed, each refused on its own; a
+    refused record that set base fields ends the pack (the names, times or units of the
+    records after it would be guessed)."""
+    parsed = _parse_any(body, out)
+    if not isinstance(parsed, list):
+        if parsed is not None:
+            out.reject("wrong_type", "a SenML pack is an array of records", body[:200])
+        return None
+    records: list[SenMLRecord] = []
+    for index, item in enumerate(parsed):
+        try:
+            records.append(msgspec.convert(item, SenMLRecord))
+        except msgspec.ValidationError as error:
+            out.reject("wrong_type", f"not a SenML record: {error}", item)
+            if isinstance(item, dict) and _BASE_FIELDS & item.keys():
+                _refuse_rest(parsed[index + 1 :], out)
+                records.append(_REFUSED_BASE)
+                break
+    return records
+
+
+def _refuse_rest(records: Sequence[Any], out: DecodeOutcome) -> None:
+    for record in records:
+        out.reject(PACK_CUT_SHORT, "an earlier record of the pack could not be read", record)
+
+
+def _base_after(records: list[SenMLRecord] | list[FlatSenMLRecord], base: SenMLBase) -> SenMLBase:
+    general = bool(records) and isinstance(records[0], SenMLRecord)
+    return SenMLBase(
+        name=_last_given([record.bn for record in records], base.name),
+        unit=_last_given([record.bu for record in records], base.unit),
+        time=_last_given([record.bt for record in records], base.time),
+        value=_last_given([r.bv for r in records], base.value) if general else base.value,  # type: ignore[union-attr]
+        sum=_last_given([r.bs for r in records], base.sum) if general else base.sum,  # type: ignore[union-attr]
+    )
+
+
+def _last_given(column: list[Any], current: Any) -> Any:
+    for value in reversed(column):
+        if value is not None:
+            return value
+    return current
+
+
+def _senml_columns(records: list[SenMLRecord], resolver: _SenMLResolver, base: SenMLBase) -> bool:
     """The usual pack (a numeric `v` in every record, names, units and times that all
     resolve) straight into columns, one pass per field; False means: go record by record,
     which says what is wrong with which record."""
@@ -339,7 +476,7 @@ def _senml_columns(records: list[SenMLRecord], resolver: _SenMLResolver) -> bool
     versions = [record.bver for record in records]
     if versions.count(None) != len(versions) and max(v or 0 for v in versions) > 10:
         return False
-    base_names = _filled([record.bn for record in records], "")
+    base_names = _filled([record.bn for record in records], base.name)
     suffixes = [record.n for record in records]
     suffix = suffixes[0] or ""
     if suffixes.count(suffixes[0]) == len(suffixes):
@@ -350,23 +487,27 @@ def _senml_columns(records: list[SenMLRecord], resolver: _SenMLResolver) -> bool
         names, suffix = [b + n if n else b for b, n in zip(base_names, suffixes, strict=True)], ""
     own_units = [record.u for record in records]
     if own_units.count(None) == len(own_units):
-        symbols = _filled([record.bu for record in records], None)
+        symbols = _filled([record.bu for record in records], base.unit)
     else:
-        base_units = _filled([record.bu for record in records], None)
+        base_units = _filled([record.bu for record in records], base.unit)
         symbols = [u if u is not None else b for u, b in zip(own_units, base_units, strict=True)]
-    moments = _moments([record.bt for record in records], [record.t for record in records])
+    moments = _moments(
+        [record.bt for record in records], [record.t for record in records], base.time
+    )
     base_values = [record.bv for record in records]
-    if base_values.count(None) != len(base_values):
-        filled = _filled(base_values, 0.0)
+    if base.value or base_values.count(None) != len(base_values):
+        filled = _filled(base_values, base.value)
         values = [b + v for b, v in zip(filled, values, strict=True)]
     return resolver.add_columns(names, suffix, symbols, moments, values)  # type: ignore[arg-type]
 
 
-def _flat_columns(records: list[FlatSenMLRecord], resolver: _SenMLResolver) -> bool:
+def _flat_columns(
+    records: list[FlatSenMLRecord], resolver: _SenMLResolver, base: SenMLBase
+) -> bool:
     """`_senml_columns` for a pack of flat records (the fields of `FlatSenMLRecord` only)."""
     if not records:
         return True
-    base_names = _filled([record.bn for record in records], "")
+    base_names = _filled([record.bn for record in records], base.name)
     suffixes = [record.n for record in records]
     suffix = suffixes[0] or ""
     if suffixes.count(suffixes[0]) == len(suffixes):
@@ -375,21 +516,25 @@ def _flat_columns(records: list[FlatSenMLRecord], resolver: _SenMLResolver) -> b
         names, suffix = [b + n if n else b for b, n in zip(base_names, suffixes, strict=True)], ""
     symbols = [record.u for record in records]
     if None in symbols:
-        base_units = _filled([record.bu for record in records], None)
+        base_units = _filled([record.bu for record in records], base.unit)
         symbols = [u if u is not None else b for u, b in zip(symbols, base_units, strict=True)]
-    moments = _moments([record.bt for record in records], [record.t for record in records])
+    moments = _moments(
+        [record.bt for record in records], [record.t for record in records], base.time
+    )
     values = [record.v for record in records]
     return resolver.add_columns(names, suffix, symbols, moments, values)
 
 
-def _moments(base_times: list[float | None], offsets: list[float | None]) -> list[float]:
+def _moments(
+    base_times: list[float | None], offsets: list[float | None], initial: float
+) -> list[float]:
     """Each record's time (base time plus its own); the usual packs give only one of the
     two, which then is the answer as it stands."""
-    if base_times.count(None) == len(base_times) and None not in offsets:
+    if not initial and base_times.count(None) == len(base_times) and None not in offsets:
         return offsets  # type: ignore[return-value]
     if offsets.count(None) == len(offsets):
-        return _filled(base_times, 0.0)
-    filled = _filled(base_times, 0.0)
+        return _filled(base_times, initial)
+    filled = _filled(base_times, initial)
     return [b + t if t else b for b, t in zip(filled, offsets, strict=True)]
 
 

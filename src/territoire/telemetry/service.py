@@ -14,7 +14,7 @@ import secrets
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from datetime import time as clock
@@ -320,15 +320,151 @@ def ingest_columns(
         new_rows, refused, cache = _store(
             database, tenant_id, columns, source, rejections, now, trust_last_times=False
         )
+    return _ingested(database, tenant_id, cache, new_rows, len(columns), refused, len(rejections))
+
+
+def _ingested(
+    database: Database,
+    tenant_id: int,
+    cache: _TenantCache,
+    new_rows: store.Rows,
+    decoded: int,
+    refused: list[Rejection],
+    refused_by_decoder: int,
+) -> IngestResult:
+    """Tell the listeners about a committed batch; what the sender is answered."""
     if batch_listeners and len(new_rows):
         _notify(database, tenant_id, cache, new_rows)
     return IngestResult(
-        accepted=len(columns) - (len(refused) - len(rejections)),
+        accepted=decoded - (len(refused) - refused_by_decoder),
         rejected=len(refused),
         reasons=dict(Counter(r.reason for r in refused)),
         stored=len(new_rows),
         rejections=refused,
     )
+
+
+def ingest_decoded(
+    database: Database,
+    tenant_id: int,
+    pieces: Iterable[DecodeOutcome],
+    *,
+    source: str = "api",
+    now: datetime | None = None,
+    sender: SenderTransaction | None = None,
+) -> IngestResult:
+    """`ingest_columns` for a payload decoded piece by piece (`decoders.decode_pieces`).
+
+    On PostgreSQL the pieces go into one COPY as they come, so that the server stores a
+    piece while the next is decoded and checked: the batch is still one transaction. If
+    that COPY meets a stored row (a replay), the whole batch runs again the careful way,
+    as `ingest_columns` does. SQLite, which works in this process, gets the batch whole."""
+    now = now or utcnow()
+    taken: list[DecodeOutcome] = []
+
+    def remembered() -> Iterator[DecodeOutcome]:
+        for piece in pieces:
+            taken.append(piece)
+            yield piece
+
+    stream = remembered()
+    if database.dialect != "postgresql":
+        whole = _whole(stream)
+        return ingest_columns(
+            database,
+            tenant_id,
+            whole.columns,
+            source=source,
+            rejections=whole.rejections,
+            now=now,
+            sender=sender,
+        )
+    try:
+        new_rows, refused, cache = _store_streamed(database, tenant_id, stream, source, now, sender)
+    except (store.DuplicateRows, store.TransactionLost):
+        _forget_tenant(database.url, tenant_id)
+        whole = _whole(taken + list(stream))
+        new_rows, refused, cache = _store(
+            database,
+            tenant_id,
+            whole.columns,
+            source,
+            whole.rejections,
+            now,
+            trust_last_times=False,
+        )
+    decoded = sum(len(piece.columns) for piece in taken)
+    by_decoder = sum(len(piece.rejections) for piece in taken)
+    return _ingested(database, tenant_id, cache, new_rows, decoded, refused, by_decoder)
+
+
+def _whole(pieces: Iterable[DecodeOutcome]) -> DecodeOutcome:
+    whole = DecodeOutcome()
+    for piece in pieces:
+        whole.columns.extend(piece.columns)
+        whole.rejections.extend(piece.rejections)
+    return whole
+
+
+def _store_streamed(
+    database: Database,
+    tenant_id: int,
+    pieces: Iterator[DecodeOutcome],
+    source: str,
+    now: datetime,
+    sender: SenderTransaction | None,
+) -> tuple[store.Rows, list[Rejection], _TenantCache]:
+    refused: list[Rejection] = []
+    if sender is None:
+        with database.session() as session:
+            written = _write_streamed(
+                session, database.url, tenant_id, pieces, now, refused, source
+            )
+        return written.rows, refused, written.tenant
+    try:
+        written = _write_streamed(
+            sender.session,
+            database.url,
+            tenant_id,
+            pieces,
+            now,
+            refused,
+            source,
+            fingerprint=sender.tenant_created_at,
+        )
+        sender.session.commit()
+    except BaseException:
+        sender.session.rollback()
+        raise
+    return written.rows, refused, written.tenant
+
+
+def _write_streamed(
+    session: Session,
+    database_url: str,
+    tenant_id: int,
+    pieces: Iterator[DecodeOutcome],
+    now: datetime,
+    refused: list[Rejection],
+    source: str,
+    *,
+    fingerprint: datetime | None = None,
+) -> _Written:
+    cache = _tenant_cache(session, database_url, tenant_id, fingerprint)
+    stream = store.CopyStream(session)
+    try:
+        for piece in pieces:
+            refused.extend(piece.rejections)
+            rows = _prepare(session, tenant_id, cache, piece.columns, now, refused, stream.pause)
+            stream.write(rows)
+        new_rows, touch = stream.finish()
+    except BaseException:
+        stream.abort()
+        raise
+    store.touch_series(session, new_rows, touch)
+    if refused:
+        record_rejections(session, tenant_id, source, refused)
+    return _Written(new_rows, cache)
 
 
 def _store(
@@ -414,9 +550,11 @@ def _prepare(
     columns: ReadingColumns,
     now: datetime,
     refused: list[Rejection],
+    before_queries: Callable[[], None] | None = None,
 ) -> store.Rows:
     """Check every reading and resolve its series, a few vectorised passes per batch; only
-    readings that fail a check are looked at one by one, to say why."""
+    readings that fail a check are looked at one by one, to say why. `before_queries` is
+    called before series are looked up or created in the database, if they must be."""
     count = len(columns)
     if count == 0:
         return store.Rows.empty()
@@ -428,7 +566,7 @@ def _prepare(
     unknown_units = {u for u in set(columns.unit) if u is not None and not units.is_known(u)}
     if unknown_units:
         early |= np.fromiter((u in unknown_units for u in columns.unit), bool, count)
-    sids, problems = _resolve(session, tenant_id, cache, columns, early)
+    sids, problems = _resolve(session, tenant_id, cache, columns, early, before_queries)
     bad = np.flatnonzero(early)
     if len(bad) or problems:
         ok = ~early
@@ -443,7 +581,7 @@ def _prepare(
         ms, values = ms[keep], values[keep]
     else:
         series = np.asarray(sids, dtype=np.int64)
-    return _sorted_unique(series, ms, values)
+    return store.Rows.sorted_unique(series, ms, values)
 
 
 def _int64(ms: list[int]) -> store.Ints:
@@ -451,18 +589,6 @@ def _int64(ms: list[int]) -> store.Ints:
         return np.asarray(ms, dtype=np.int64)
     except OverflowError:  # absurd times: clamped, then refused by the time window
         return np.asarray([max(-INT64_MAX, min(INT64_MAX, m)) for m in ms], dtype=np.int64)
-
-
-def _sorted_unique(series: store.Ints, ms: store.Ints, values: store.Floats) -> store.Rows:
-    """Sort by series then time; the same series and time twice keeps the last given."""
-    order = np.lexsort((ms, series))  # stable: equal keys keep their arrival order
-    series, ms, values = series[order], ms[order], values[order]
-    if len(ms) > 1:
-        repeated = (series[1:] == series[:-1]) & (ms[1:] == ms[:-1])
-        if repeated.any():
-            keep = np.r_[~repeated, True]
-            series, ms, values = series[keep], ms[keep], values[keep]
-    return store.Rows(series, ms, values)
 
 
 def _early_problem(
@@ -484,6 +610,7 @@ def _resolve(
     cache: _TenantCache,
     columns: ReadingColumns,
     early: np.ndarray[Any, Any],
+    before_queries: Callable[[], None] | None = None,
 ) -> tuple[list[int | None], dict[int, tuple[str, str]]]:
     """Series id of every reading (None where refused) and why the others were refused.
 
@@ -509,6 +636,8 @@ def _resolve(
         unknown = (entity, attribute) not in cache.by_key
         if unknown and ENTITY_PATTERN.match(entity) and ATTRIBUTE_PATTERN.match(attribute):
             wanted.setdefault((entity, attribute), unit)
+    if (wanted or ids) and before_queries is not None:
+        before_queries()
     _load_series(session, tenant_id, cache, wanted, ids)
     problems: dict[int, tuple[str, str]] = {}
     for index, sid in enumerate(sids):

@@ -60,6 +60,29 @@ class Rows:
         series, ms, values = zip(*rows, strict=True)
         return cls(np.array(series, np.int64), np.array(ms, np.int64), np.array(values, np.float64))
 
+    @classmethod
+    def sorted_unique(cls, series: Ints, ms: Ints, values: Floats) -> Rows:
+        """Sort by series then time; the same series and time twice keeps the last given."""
+        order = np.lexsort((ms, series))  # stable: equal keys keep their arrival order
+        series, ms, values = series[order], ms[order], values[order]
+        if len(ms) > 1:
+            repeated = (series[1:] == series[:-1]) & (ms[1:] == ms[:-1])
+            if repeated.any():
+                keep = np.r_[~repeated, True]
+                series, ms, values = series[keep], ms[keep], values[keep]
+        return cls(series, ms, values)
+
+    @classmethod
+    def joined(cls, parts: Sequence[Rows]) -> Rows:
+        """Rows of several batches, sorted and unique."""
+        if len(parts) == 1:
+            return parts[0]
+        return cls.sorted_unique(
+            np.concatenate([part.series for part in parts]),
+            np.concatenate([part.ms for part in parts]),
+            np.concatenate([part.values for part in parts]),
+        )
+
     def take(self, keep: npt.NDArray[Any]) -> Rows:
         return Rows(self.series[keep], self.ms[keep], self.values[keep])
 
@@ -236,6 +259,10 @@ _COPY_TRAILER = b"\xff\xff"
 
 def copy_payload(rows: Rows) -> bytes:
     """The whole batch as one binary COPY stream, built by numpy (no Python per row)."""
+    return _COPY_HEADER + _copy_rows(rows) + _COPY_TRAILER
+
+
+def _copy_rows(rows: Rows) -> bytes:
     block = np.empty(len(rows), dtype=_COPY_ROW)
     block["fields"] = 3
     block["series_length"] = 4
@@ -244,7 +271,71 @@ def copy_payload(rows: Rows) -> bytes:
     block["ts"] = (rows.ms - PG_EPOCH_MS) * 1000
     block["value_length"] = 8
     block["value"] = rows.values
-    return _COPY_HEADER + block.tobytes() + _COPY_TRAILER
+    return block.tobytes()
+
+
+class CopyStream:
+    """A batch written to PostgreSQL piece by piece in one binary COPY: the server takes
+    a piece in (on its own core) while the caller decodes and checks the next, instead of
+    the two waiting for each other. Like a plain COPY, a row already stored, or the same
+    row in two pieces, loses the transaction (`DuplicateRows`): the caller runs the batch
+    again through `write_and_touch(trust_last_times=False)`.
+
+    `pause` ends the COPY under way so that the caller can run other statements (create
+    the series of a new entity); the next piece starts another COPY."""
+
+    def __init__(self, session: Session) -> None:
+        self._connection: psycopg.Connection[Any] = _driver(session)
+        self._open: contextlib.ExitStack | None = None
+        self._copy: psycopg.Copy | None = None
+        self._pieces: list[Rows] = []
+
+    def write(self, rows: Rows) -> None:
+        if not len(rows):
+            return
+        if self._copy is None:
+            self._open = contextlib.ExitStack()
+            cursor = self._open.enter_context(self._connection.cursor())
+            self._copy = self._open.enter_context(
+                cursor.copy("COPY observation (series_id, ts, value) FROM STDIN (FORMAT BINARY)")
+            )
+            self._copy.write(_COPY_HEADER)
+        self._copy.write(_copy_rows(rows))
+        self._pieces.append(rows)
+
+    def pause(self) -> None:
+        """Wait for the COPY under way to end."""
+        if self._copy is None or self._open is None:
+            return
+        copy, stack = self._copy, self._open
+        self._copy = self._open = None
+        copy.write(_COPY_TRAILER)
+        try:
+            stack.close()
+        except psycopg.errors.UniqueViolation as error:
+            raise DuplicateRows(str(error)) from error
+
+    def finish(self) -> tuple[Rows, SeriesTouch | None]:
+        """End the COPY; the rows written (sorted, unique) and what they change in their
+        series, worked out while the server takes the last piece in."""
+        if not self._pieces:
+            self.pause()
+            return Rows.empty(), None
+        rows = Rows.joined(self._pieces)
+        if len(rows) < sum(len(piece) for piece in self._pieces):
+            raise DuplicateRows("the same series and time in two pieces of a batch")
+        touch = SeriesTouch.of(rows)
+        touch.array_texts()
+        self.pause()
+        return rows, touch
+
+    def abort(self) -> None:
+        """Give the COPY under way up (the transaction is lost; the caller rolls back)."""
+        stack = self._open
+        self._copy = self._open = None
+        if stack is not None:
+            with contextlib.suppress(psycopg.Error):
+                stack.__exit__(DuplicateRows, DuplicateRows("abandoned"), None)
 
 
 def _write_postgres(
@@ -293,7 +384,11 @@ def _copy(
     takes the data in (it runs on another core; the answer is awaited on leaving)."""
     with cursor.copy(f"COPY {table} (series_id, ts, value) FROM STDIN (FORMAT BINARY)") as copy:
         copy.write(payload)
-        return SeriesTouch.of(rows) if rows is not None else None
+        if rows is None:
+            return None
+        touch = SeriesTouch.of(rows)
+        touch.array_texts()
+        return touch
 
 
 def _array_text(values: list[int] | list[float]) -> str:
@@ -314,7 +409,7 @@ def add_series_states(session: Session, series_ids: Sequence[int]) -> None:
         )
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class SeriesTouch:
     """What a batch changes in its series' state: per series, the time and value of its
     last row and the time of its first (columns, in series order)."""
@@ -323,6 +418,7 @@ class SeriesTouch:
     first_ms: list[int]
     last_ms: list[int]
     last_values: list[float]
+    _texts: tuple[str, ...] | None = None
 
     @classmethod
     def of(cls, rows: Rows) -> SeriesTouch:
@@ -337,11 +433,15 @@ class SeriesTouch:
         )
 
     def array_texts(self) -> tuple[str, ...]:
-        # Array literals: joined in C, where the driver's list adapter works per item.
-        return tuple(
-            _array_text(column)
-            for column in (self.ids, self.last_ms, self.last_values, self.first_ms)
-        )
+        """The columns as PostgreSQL array literals (worked out once, and best while the
+        server is busy with the rows)."""
+        if self._texts is None:
+            # Joined in C, where the driver's list adapter works per item.
+            self._texts = tuple(
+                _array_text(column)
+                for column in (self.ids, self.last_ms, self.last_values, self.first_ms)
+            )
+        return self._texts
 
 
 _TOUCH_POSTGRES = (
