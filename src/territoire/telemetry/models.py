@@ -59,7 +59,11 @@ class Series(Base):
     change with every batch, live in the narrow `series_state` table (decision 0213)."""
 
     __tablename__ = "telemetry_series"
-    __table_args__ = (UniqueConstraint("tenant_id", "entity", "attribute"),)
+    __table_args__ = (
+        UniqueConstraint("tenant_id", "entity", "attribute"),
+        # A tenant's series in id order, for the map's read of all of them (no sort).
+        Index("ix_telemetry_series_tenant_id_id", "tenant_id", "id"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     tenant_id: Mapped[int] = mapped_column(ForeignKey("tenant.id", ondelete="CASCADE"))
