@@ -60,6 +60,61 @@ def test_night_flow_above_its_baseline_is_a_leak_and_a_burst_night_is_not(world:
     assert alarm.cleared_at == at(7 * 24 + 3)
 
 
+def _nights(
+    world: World, nightly: Callable[[int], float], days: int, frozen_from: int = 10**6
+) -> list[object]:
+    """A district whose 02:00-04:00 flow is `nightly(night)` (30 m³/h by day), judged by
+    the leak rule night after night; its alarms. From `frozen_from` the meter is stuck."""
+    tenant = world.tenant("ville-eau").id
+    entity(world.database, tenant, DISTRICT)
+    rule(world.database, tenant, "leak", {"kind": "night_flow"})
+
+    def flow(hour: float) -> float:
+        if hour >= frozen_from * 24:
+            return nightly(frozen_from)
+        base = nightly(int(hour // 24)) if 1 <= hour % 24 < 3 else 30.0
+        return base + 0.05 * math.sin(hour * 7)
+
+    for day in range(days):
+        send(world.database, tenant, _quarters(DISTRICT, "flow", 24, flow, start=day * 24))
+        _timers(world, day * 24 + 23, start=day * 24)
+    return list(alarms_of(world.database, tenant))
+
+
+def test_a_meter_drifting_down_is_not_learnt_so_the_leak_after_its_repair_is_found(
+    world: World,
+) -> None:
+    # Nights 8-15: the meter reads 6 % less each night; night 16 it is fixed; a leak
+    # (+25 %) from night 18. Learnt, the low nights would make the return look like a
+    # leak and hide the real one.
+    def nightly(night: int) -> float:
+        if 8 <= night < 16:
+            return 10.0 * (1 - 0.06 * (night - 7))
+        return 12.5 if night >= 18 else 10.0
+
+    (alarm,) = _nights(world, nightly, 20)
+    assert alarm.raised_at == at(18 * 24 + 3)  # type: ignore[attr-defined]
+
+
+def test_a_repaired_leak_is_a_new_level_learnt_after_three_nights(world: World) -> None:
+    # The rule starts on a district already leaking (13 m³/h); repaired on night 6 (10);
+    # a new leak (+25 % over the repaired level) on night 13.
+    def nightly(night: int) -> float:
+        return 13.0 if night < 6 else 12.5 if night >= 13 else 10.0
+
+    (alarm,) = _nights(world, nightly, 15)
+    assert alarm.raised_at == at(13 * 24 + 3)  # type: ignore[attr-defined]
+
+
+def test_a_burst_level_held_a_second_night_is_a_leak(world: World) -> None:
+    (alarm,) = _nights(world, lambda night: 40.0 if night >= 7 else 10.0, 10)
+    assert alarm.raised_at == at(8 * 24 + 3)  # type: ignore[attr-defined]
+
+
+def test_a_frozen_meter_is_not_a_leak_night_after_night(world: World) -> None:
+    assert _nights(world, lambda night: 40.0 if night >= 7 else 10.0, 10, frozen_from=7) == []
+
+
 def test_a_sudden_large_flow_is_a_burst(world: World) -> None:
     tenant = world.tenant("ville-eau").id
     entity(world.database, tenant, DISTRICT)

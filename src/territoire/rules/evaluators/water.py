@@ -28,6 +28,7 @@ from territoire.rules.evaluators.base import (
 NIGHTS_KEPT = 4  # open nights kept waiting for their timer (late timers catch up)
 MIN_NIGHT_READINGS = 3
 MIN_COMMON_DISTRICTS = 3  # fewer districts than this: no network-wide correction
+LOW_NIGHTS = 3  # nights at one lower level before it is the new baseline
 SLOTS_PER_DAY = 96
 PROFILE_WEIGHT = 5  # a slot of the usual profile is an average of about its last 5 days
 REPEAT_DAYS = 3  # a weekday's slot is seen again after at most a weekend
@@ -81,7 +82,9 @@ class NightFlowEvaluator(Evaluator):
                 break
             values = nights.pop(night)
             state["last"] = night
-            if len(values) >= MIN_NIGHT_READINGS:
+            # A night without the least variation is a frozen meter (the stuck rule's
+            # business), not a flow to judge.
+            if len(values) >= MIN_NIGHT_READINGS and max(values) > min(values):
                 shift = common.get(night, 0.0)
                 signals += self._judge(subject, state, median(values), shift, end)
         return signals
@@ -119,8 +122,12 @@ class NightFlowEvaluator(Evaluator):
             return []
         baseline = median(history)
         excess = (flow / baseline - 1 if baseline > 0 else 0.0) - shift
-        if excess > self.rule.burst_ratio:
-            return []  # a burst during the window: neither a leak nor a normal night
+        if excess > self.rule.burst_ratio and not state.get("big"):
+            # A burst during the window: neither a leak nor a normal night. A burst lasts
+            # hours; at that level again the next night, it is a leak (or a meter step).
+            state["big"] = True
+            return []
+        state.pop("big", None)
         if excess > self.rule.margin:
             state["n"] = state.get("n", 0) + 1
             if state["n"] >= self.rule.nights and not state.get("on"):
@@ -132,12 +139,33 @@ class NightFlowEvaluator(Evaluator):
                 return [Signal(True, subject, at, message, flow)]
             return []
         state["n"] = 0
-        history.append(flow)
-        del history[: -self.rule.baseline_nights]
+        if excess < -self.rule.margin:
+            self._lower(state, history, flow)
+        else:
+            state.pop("low", None)
+            history.append(flow)
+            del history[: -self.rule.baseline_nights]
         if state.get("on"):
             state["on"] = False
             return [Signal(False, subject, at)]
         return []
+
+    def _lower(self, state: State, history: list[float], flow: float) -> None:
+        """A night well below the baseline. A leak repaired, or a new normal, is a step
+        down that holds: learnt once `LOW_NIGHTS` nights agree. A meter drifting down
+        gives lower nights each time: they are not learnt, so that the baseline is still
+        right when the meter is fixed (learnt, its step back up would hide the next leak)."""
+        low: list[float] = state.setdefault("low", [])
+        low.append(flow)
+        del low[:-LOW_NIGHTS]
+        if len(low) < LOW_NIGHTS:
+            return
+        level = median(low)
+        if level <= 0 or low[0] <= 0 or abs(low[-1] / low[0] - 1) >= self.rule.margin / 3:
+            return  # still going down (or up): not a level yet
+        if all(abs(value / level - 1) <= self.rule.margin / 2 for value in low):
+            history[:] = low
+            state.pop("low")
 
 
 class BurstEvaluator(SeriesEvaluator):
