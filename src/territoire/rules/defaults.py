@@ -103,6 +103,12 @@ def default_rules(session: Session, tenant_id: int) -> list[RuleDraft]:
         RuleDraft("Fuite (débit de nuit)", {"kind": "night_flow"}, "major", key="water-leak"),
         RuleDraft("Casse de canalisation", {"kind": "burst"}, "critical", key="water-burst"),
         RuleDraft(
+            "Compteur de secteur qui dérive",
+            {"kind": "night_flow_drift"},
+            "minor",
+            key="water-meter-drift",
+        ),
+        RuleDraft(
             "Rendement de réseau", {"kind": "network_efficiency"}, "warning", key="water-efficiency"
         ),
         RuleDraft(

@@ -57,6 +57,7 @@ FAMILIES: dict[FaultKind, tuple[str, ...]] = {
     ),
     FaultKind.SENSOR_DRIFT: (
         "container-sensor",
+        "water-meter-drift",
         "air-drift-particles",
         "air-drift-gases",
         "building-thermometer-drift",

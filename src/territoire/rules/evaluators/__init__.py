@@ -20,6 +20,7 @@ EVALUATORS: dict[type[d.Definition], Any] = {
     d.LampCycling: lighting.LampCyclingEvaluator,
     d.CabinetFault: lighting.CabinetFaultEvaluator,
     d.NightFlow: water.NightFlowEvaluator,
+    d.NightFlowDrift: water.NightFlowDriftEvaluator,
     d.Burst: water.BurstEvaluator,
     d.NetworkEfficiency: water.NetworkEfficiencyEvaluator,
     d.UnoccupiedConsumption: buildings.UnoccupiedConsumptionEvaluator,

@@ -7,10 +7,11 @@ does not depend on how readings were split into batches.
 
 from __future__ import annotations
 
+import math
 from datetime import date, datetime, time, timedelta
 from typing import Any, ClassVar
 
-from territoire.rules.definitions import Burst, NetworkEfficiency, NightFlow
+from territoire.rules.definitions import Burst, NetworkEfficiency, NightFlow, NightFlowDrift
 from territoire.rules.evaluators.base import (
     PARIS,
     Context,
@@ -42,14 +43,15 @@ def _window_end(day: str, end: str) -> float:
     return moment.timestamp()
 
 
-class NightFlowEvaluator(Evaluator):
-    """Gathers each night's window; the timer compares its median with past normal nights."""
+class _NightWindowEvaluator(Evaluator):
+    """Gathers each night's window of a district meter; the timer closes each night once
+    it is over and hands its median to `_judge_night`."""
 
     timed: ClassVar[bool] = True
 
-    def __init__(self, definition: NightFlow) -> None:
+    def __init__(self, definition: NightFlow | NightFlowDrift) -> None:
         super().__init__(definition)
-        self.rule = definition
+        self.window = definition
         self.attributes = frozenset({definition.attribute})
         self.start = clock_minutes(definition.window_start)
         self.end = clock_minutes(definition.window_end)
@@ -74,10 +76,10 @@ class NightFlowEvaluator(Evaluator):
         assert ctx.now is not None
         nights: dict[str, list[float]] = state.get("acc", {})
         signals: list[Signal] = []
-        lateness = self.rule.lateness_minutes * 60
-        common = self._common(ctx) if self.rule.common_mode else {}
+        lateness = self.window.lateness_minutes * 60
+        common = self._common(ctx)
         for night in sorted(nights):
-            end = _window_end(night, self.rule.window_end)
+            end = _window_end(night, self.window.window_end)
             if ctx.now < end + lateness:
                 break
             values = nights.pop(night)
@@ -86,12 +88,30 @@ class NightFlowEvaluator(Evaluator):
             # business), not a flow to judge.
             if len(values) >= MIN_NIGHT_READINGS and max(values) > min(values):
                 shift = common.get(night, 0.0)
-                signals += self._judge(subject, state, median(values), shift, end)
+                signals += self._judge_night(subject, state, median(values), shift, end)
         return signals
+
+    def _common(self, ctx: Context) -> dict[str, float]:
+        return {}
+
+    def _judge_night(
+        self, subject: str, state: State, flow: float, shift: float, at: float
+    ) -> list[Signal]:
+        raise NotImplementedError
+
+
+class NightFlowEvaluator(_NightWindowEvaluator):
+    """Compares each night's median with past normal nights."""
+
+    def __init__(self, definition: NightFlow) -> None:
+        super().__init__(definition)
+        self.rule = definition
 
     def _common(self, ctx: Context) -> dict[str, float]:
         """Median departure of all districts per night, computed once per timer run
         before any night is closed (weather and holidays move every district at once)."""
+        if not self.rule.common_mode:
+            return {}
         cached: dict[str, float] | None = ctx.extra.get("common")
         if cached is not None:
             return cached
@@ -112,7 +132,7 @@ class NightFlowEvaluator(Evaluator):
         ctx.extra["common"] = found
         return found
 
-    def _judge(
+    def _judge_night(
         self, subject: str, state: State, flow: float, shift: float, at: float
     ) -> list[Signal]:
         history: list[float] = state.setdefault("hist", [])
@@ -166,6 +186,56 @@ class NightFlowEvaluator(Evaluator):
         if all(abs(value / level - 1) <= self.rule.margin / 2 for value in low):
             history[:] = low
             state.pop("low")
+
+
+class NightFlowDriftEvaluator(_NightWindowEvaluator):
+    """A meter drifting: its night medians of the last nights lie on a slope (a leak or
+    a repair is a step, a burst one night apart, normal nights scatter around a level)."""
+
+    def __init__(self, definition: NightFlowDrift) -> None:
+        super().__init__(definition)
+        self.rule = definition
+
+    def _judge_night(
+        self, subject: str, state: State, flow: float, shift: float, at: float
+    ) -> list[Signal]:
+        recent: list[float] = state.setdefault("nights", [])
+        recent.append(flow)
+        del recent[: -self.rule.nights]
+        if len(recent) < self.rule.nights:
+            return []
+        slope, scatter = night_trend(recent)
+        drifting = abs(slope) >= self.rule.min_slope and scatter <= self.rule.max_scatter
+        if drifting and not state.get("on"):
+            state["on"] = True
+            way = "hausse" if slope > 0 else "baisse"
+            message = (
+                f"Compteur qui dérive : débit de nuit en {way} régulière de "
+                f"{fmt(abs(slope) * 100, 1)} % par nuit depuis {len(recent)} nuits "
+                f"({fmt(recent[0])} → {fmt(recent[-1])} m³/h)"
+            )
+            return [Signal(True, subject, at, message, flow)]
+        if not drifting and state.get("on"):
+            state["on"] = False
+            return [Signal(False, subject, at)]
+        return []
+
+
+def night_trend(values: list[float]) -> tuple[float, float]:
+    """Least-squares slope of the values per step and the scatter (standard error) of
+    the values around that line, both relative to the highest value: a drift adds the same
+    flow every night, so a meter drifting down keeps its slope as it nears zero."""
+    count = len(values)
+    top = max(values)
+    if top <= 0 or count < 3:
+        return 0.0, float("inf")
+    mean = sum(values) / count
+    relative = [(value - mean) / top for value in values]
+    middle = (count - 1) / 2
+    spread = sum((x - middle) ** 2 for x in range(count))
+    slope = sum((x - middle) * y for x, y in enumerate(relative)) / spread
+    residuals = [y - slope * (x - middle) for x, y in enumerate(relative)]
+    return slope, math.sqrt(sum(r * r for r in residuals) / (count - 2))
 
 
 class BurstEvaluator(SeriesEvaluator):
