@@ -5,8 +5,12 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 
+import pytest
+
 from territoire.alarms.models import AlarmStatus
+from territoire.errors import DomainError
 from territoire.rules import service as rules
+from territoire.rules.definitions import parse_definition
 from territoire.telemetry.records import Reading
 from tests.conftest import World
 from tests.rules.helpers import alarms_of, at, entity, rule, send
@@ -61,13 +65,18 @@ def test_night_flow_above_its_baseline_is_a_leak_and_a_burst_night_is_not(world:
 
 
 def _nights(
-    world: World, nightly: Callable[[int], float], days: int, frozen_from: int = 10**6
+    world: World,
+    nightly: Callable[[int], float],
+    days: int,
+    frozen_from: int = 10**6,
+    kind: str = "night_flow",
 ) -> list[object]:
     """A district whose 02:00-04:00 flow is `nightly(night)` (30 m³/h by day), judged by
-    the leak rule night after night; its alarms. From `frozen_from` the meter is stuck."""
+    the leak rule (or `kind`) night after night; its alarms. From `frozen_from` the meter
+    is stuck."""
     tenant = world.tenant("ville-eau").id
     entity(world.database, tenant, DISTRICT)
-    rule(world.database, tenant, "leak", {"kind": "night_flow"})
+    rule(world.database, tenant, kind, {"kind": kind})
 
     def flow(hour: float) -> float:
         if hour >= frozen_from * 24:
@@ -113,6 +122,38 @@ def test_a_burst_level_held_a_second_night_is_a_leak(world: World) -> None:
 
 def test_a_frozen_meter_is_not_a_leak_night_after_night(world: World) -> None:
     assert _nights(world, lambda night: 40.0 if night >= 7 else 10.0, 10, frozen_from=7) == []
+
+
+def _wobble(night: int) -> float:
+    return 0.15 * math.sin(night * 2.3)  # night-to-night scatter, ±1.5 % of 10 m³/h
+
+
+def test_a_meter_drifting_down_night_after_night_is_a_drift_alarm(world: World) -> None:
+    # From night 5 the meter reads 0.5 m³/h less each night (5 % of the night flow).
+    def nightly(night: int) -> float:
+        return 10.0 - 0.5 * max(0, night - 4) + _wobble(night)
+
+    (alarm,) = _nights(world, nightly, 14, kind="night_flow_drift")
+    # Judged on the last 7 nights: seen once most of them are on the slope, at the latest
+    # when all are (night 11).
+    raised = alarm.raised_at  # type: ignore[attr-defined]
+    assert at(7 * 24 + 3) <= raised <= at(11 * 24 + 3)
+    assert "baisse" in alarm.message  # type: ignore[attr-defined]
+
+
+def test_a_leak_or_a_repair_is_a_step_not_a_drift(world: World) -> None:
+    def nightly(night: int) -> float:
+        level = 13.0 if 5 <= night < 12 else 10.0
+        return level + _wobble(night)
+
+    assert _nights(world, nightly, 18, kind="night_flow_drift") == []
+
+
+def test_a_drift_rule_needs_three_nights_at_least() -> None:
+    with pytest.raises(DomainError, match="nights"):
+        parse_definition({"kind": "night_flow_drift", "nights": 2})
+    with pytest.raises(DomainError, match="window"):
+        parse_definition({"kind": "night_flow_drift", "window_start": "05:00"})
 
 
 def test_a_sudden_large_flow_is_a_burst(world: World) -> None:
