@@ -139,6 +139,12 @@ def test_complete_and_general_json_paths_agree() -> None:
     assert with_series[0].series_id == 9
     naive = decode("json", orjson.dumps([{**items[0], "ts": "2025-03-30T03:30:00"}]), None)
     assert naive.readings == [] and naive.rejections[0].reason == "naive_timestamp"
+    # The general path (sent there by an item without a time) words it the same way.
+    untimed = {key: value for key, value in items[1].items() if key != "ts"}
+    slow = decode("json", orjson.dumps([{**items[0], "ts": "2025-03-30T03:30:00"}, untimed]), None)
+    assert [r.reason for r in slow.rejections] == ["naive_timestamp"] and len(slow.readings) == 1
+    assert slow.rejections[0].detail == naive.rejections[0].detail
+    assert "2025-03-30T03:30:00" in naive.rejections[0].detail
 
 
 def test_reading_columns_round_trip() -> None:

@@ -281,7 +281,7 @@ def _append_batch_item(
     if item.ts is None:
         ms = now_ms
     elif item.ts.tzinfo is None:
-        out.reject("naive_timestamp", "ts needs a UTC offset, e.g. 2025-01-31T10:00:00+01:00", item)
+        reject_naive_time(out, item.ts.isoformat(), item)
         return
     else:
         ms = to_ms(item.ts)
@@ -863,6 +863,15 @@ def _number(raw: Any) -> float | None:
     return None
 
 
+def reject_naive_time(out: DecodeOutcome, text: str, excerpt: Any) -> None:
+    """One wording whichever path met the time (typed or record by record)."""
+    out.reject(
+        "naive_timestamp",
+        f"{text!r} has no UTC offset; give one, e.g. 2025-01-31T10:00:00+01:00",
+        excerpt,
+    )
+
+
 def time_ms(raw: Any, now: datetime, out: DecodeOutcome, excerpt: Any = "") -> int | None:
     """A time given as ISO 8601 text with an offset, or as Unix seconds, in epoch
     milliseconds; absent means now."""
@@ -879,7 +888,7 @@ def time_ms(raw: Any, now: datetime, out: DecodeOutcome, excerpt: Any = "") -> i
             out.reject("bad_timestamp", f"{raw!r} is not an ISO 8601 date-time", excerpt)
             return None
         if parsed.tzinfo is None:
-            out.reject("naive_timestamp", f"{raw!r} has no UTC offset", excerpt)
+            reject_naive_time(out, raw, excerpt)
             return None
         return to_ms(parsed)
     out.reject("wrong_type", "time must be ISO 8601 text or Unix seconds", excerpt)
