@@ -6,7 +6,7 @@ import os
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -22,6 +22,23 @@ CHROMIUM_ARGS = [
     "--disable-sync",
     "--no-first-run",
 ]
+
+
+def wait_for_attribute(
+    locator: Any, name: str, accept: Callable[[str], bool], timeout: float = 15.0
+) -> str:
+    """Wait until the element's attribute satisfies `accept`, asking from Python.
+
+    Not `page.wait_for_function`: when its first try fails, its polling compiles the
+    predicate in the page, which the pages' CSP (no 'unsafe-eval') refuses."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = locator.get_attribute(name)
+        if value is not None and accept(value):
+            return str(value)
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{name} is {value!r} after {timeout} s")
+        time.sleep(0.05)
 
 
 def free_port() -> int:

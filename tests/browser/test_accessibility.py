@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from playwright.sync_api import expect
 
 from territoire.demo.seed import DEMO_SLUG
 from territoire.tenancy.models import Role
@@ -32,10 +33,7 @@ def check(page: Any, found: dict[str, list[dict[str, Any]]], name: str, url: str
 
 
 def wait_for_map(page: Any, selector: str) -> None:
-    page.wait_for_function(
-        "sel => document.querySelector(sel)?.dataset.state === 'ready'",
-        arg=selector,
-    )
+    expect(page.locator(selector)).to_have_attribute("data-state", "ready")
 
 
 def test_operator_pages_have_no_serious_violation(page: Any, live_demo: LiveDemo) -> None:

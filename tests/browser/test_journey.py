@@ -10,6 +10,7 @@ import re
 from typing import Any
 
 import pytest
+from playwright.sync_api import expect
 
 from territoire.db import Database
 from territoire.demo.seed import DEMO_USERS, demo_password
@@ -20,6 +21,7 @@ from territoire.tenancy.models import Role
 from territoire.web import maplayers
 from territoire.web.i18n import translator
 from tests.browser.fixtures import LiveDemo
+from tests.browser.live import wait_for_attribute
 
 pytestmark = pytest.mark.browser
 
@@ -70,13 +72,9 @@ def sign_in(page: Any, base_url: str) -> None:
 
 
 def wait_for_map(page: Any, selector: str, loads: int = 1) -> int:
-    page.wait_for_function(
-        """([selector, loads]) => {
-            const el = document.querySelector(selector);
-            return el && el.dataset.state === "ready" && Number(el.dataset.loads) >= loads;
-        }""",
-        arg=[selector, loads],
-    )
+    element = page.locator(selector)
+    wait_for_attribute(element, "data-loads", lambda value: int(value) >= loads)
+    expect(element).to_have_attribute("data-state", "ready")
     return int(page.get_attribute(selector, "data-rendered-features"))
 
 

@@ -9,6 +9,7 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
+from playwright.sync_api import expect
 
 from territoire.alarms import service as alarms
 from territoire.alarms.models import Severity
@@ -21,6 +22,7 @@ from territoire.telemetry.records import Reading
 from territoire.tenancy.models import Role
 from territoire.web import maplayers
 from tests.browser.fixtures import LiveDemo
+from tests.browser.live import wait_for_attribute
 
 pytestmark = pytest.mark.browser
 
@@ -35,13 +37,9 @@ def sign_in(page: Any, base_url: str) -> None:
 
 
 def wait_for_map(page: Any, loads: int) -> dict[str, str]:
-    page.wait_for_function(
-        """(loads) => {
-            const el = document.querySelector("#territory-map");
-            return el && el.dataset.state === "ready" && Number(el.dataset.loads) >= loads;
-        }""",
-        arg=loads,
-    )
+    element = page.locator("#territory-map")
+    wait_for_attribute(element, "data-loads", lambda value: int(value) >= loads)
+    expect(element).to_have_attribute("data-state", "ready")
     facts: dict[str, str] = page.eval_on_selector("#territory-map", "el => ({...el.dataset})")
     return facts
 
@@ -125,17 +123,13 @@ def test_map_clusters_search_and_entity_panel(
         panel.get_by_role("link", name="Lampe éteinte").get_attribute("href").startswith("/alarms/")
     )
     charts = panel.locator(".entity-charts")
-    page.wait_for_function(
-        "() => document.querySelector('#entity-panel .entity-charts')?.dataset.state === 'ready'"
-    )
+    expect(charts).to_have_attribute("data-state", "ready")
     assert charts.get_attribute("data-charts") == "1"
     assert panel.locator(".chart-canvas canvas").count() == 1
     assert "moyenne" in panel.locator(".chart-summary").inner_text()
     # A month: daily buckets, the chart redrawn.
     panel.get_by_label("Mois").check()
-    page.wait_for_function(
-        "() => document.querySelector('#entity-panel .entity-charts')?.dataset.period === 'month'"
-    )
+    expect(charts).to_have_attribute("data-period", "month")
     assert panel.locator(".chart-canvas canvas").count() == 1
 
     # Live updates announce an alarm change: the map re-reads its view (once per burst).

@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from playwright.sync_api import expect
 
 from territoire.config import Settings
 from territoire.db import Database
@@ -78,7 +79,7 @@ def test_a_dark_street_reported_on_a_phone_ends_fixed_with_an_email(
     notice = phone.locator(".category-extra.active .category-notice")
     assert "appelez le 112" in notice.inner_text() and notice.is_visible()
     phone.get_by_role("button", name="Utiliser ma position").click()
-    phone.wait_for_function("document.getElementById('lat').value !== ''")
+    expect(phone.locator("#lat")).not_to_have_value("")
     phone.get_by_label("Description *").fill("La rue est toute noire depuis hier soir.")
     phone.get_by_label("Adresse électronique").fill("riveraine@example.org")
     width = phone.evaluate("document.documentElement.scrollWidth")
