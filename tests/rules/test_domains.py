@@ -64,6 +64,28 @@ def test_night_flow_above_its_baseline_is_a_leak_and_a_burst_night_is_not(world:
     assert alarm.cleared_at == at(7 * 24 + 3)
 
 
+def test_a_burst_that_starts_inside_the_night_window_is_not_a_leak(world: World) -> None:
+    tenant = world.tenant("ville-eau").id
+    entity(world.database, tenant, DISTRICT)
+    rule(world.database, tenant, "leak", {"kind": "night_flow"})
+    # Night 7: a burst (30 m³/h) from 02:00 UTC, the middle of the window, until 08:00:
+    # the window's median falls between the two levels (+100 % here), above the leak
+    # margin and below the burst ratio. Night 9 on: a leak (+25 %).
+
+    def flow(hour: float) -> float:
+        night, clock = int(hour // 24), hour % 24
+        if night == 7 and 2 <= clock < 8:
+            return 30.0
+        base = (12.5 if night >= 9 else 10.0) if 1 <= clock < 3 else 30.0
+        return base + 0.1 * math.sin(hour * 7)
+
+    for day in range(11):
+        send(world.database, tenant, _quarters(DISTRICT, "flow", 24, flow, start=day * 24))
+        _timers(world, day * 24 + 23, start=day * 24)
+    (alarm,) = alarms_of(world.database, tenant)
+    assert alarm.raised_at == at(9 * 24 + 3), "the leak, not the burst's night"
+
+
 def _nights(
     world: World,
     nightly: Callable[[int], float],

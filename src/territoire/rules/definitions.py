@@ -448,8 +448,10 @@ class NightFlow(NightWindow):
                 )
                 + f" ; alarme lorsqu'il la dépasse de plus de {_pct(self.margin, lang)} "
                 f"pendant {self.nights} nuit(s) "
-                f"de suite. Une nuit au-delà de {_pct(self.burst_ratio, lang)} relève d'une "
-                "casse, pas d'une fuite, et n'est pas comptée. Levée après une nuit normale."
+                f"de suite. Une nuit dont le débit dépasse la référence de plus de "
+                f"{_pct(self.burst_ratio, lang)}, même sur une partie de la fenêtre, relève "
+                "d'une casse, pas d'une fuite, et n'est pas comptée. Levée après une nuit "
+                "normale."
             )
         return (
             f"Leak: each night, the median flow from {self.window_start} to "
@@ -461,9 +463,9 @@ class NightFlow(NightWindow):
                 else ""
             )
             + f"; alarm when it exceeds it by more than {_pct(self.margin, lang)} for "
-            f"{self.nights} night(s) in a row. A night above "
-            f"{_pct(self.burst_ratio, lang)} is a burst, not a leak, and does not count. "
-            "Cleared after a normal night."
+            f"{self.nights} night(s) in a row. A night whose flow exceeds it by more than "
+            f"{_pct(self.burst_ratio, lang)}, even over part of the window, is a burst, not "
+            "a leak, and does not count. Cleared after a normal night."
         )
 
 

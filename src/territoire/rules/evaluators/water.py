@@ -45,7 +45,7 @@ def _window_end(day: str, end: str) -> float:
 
 class _NightWindowEvaluator(Evaluator):
     """Gathers each night's window of a district meter; the timer closes each night once
-    it is over and hands its median to `_judge_night`."""
+    it is over and hands its median and its highest reading to `_judge_night`."""
 
     timed: ClassVar[bool] = True
 
@@ -88,14 +88,16 @@ class _NightWindowEvaluator(Evaluator):
             # business), not a flow to judge.
             if len(values) >= MIN_NIGHT_READINGS and max(values) > min(values):
                 shift = common.get(night, 0.0)
-                signals += self._judge_night(subject, state, median(values), shift, end)
+                signals += self._judge_night(
+                    subject, state, median(values), max(values), shift, end
+                )
         return signals
 
     def _common(self, ctx: Context) -> dict[str, float]:
         return {}
 
     def _judge_night(
-        self, subject: str, state: State, flow: float, shift: float, at: float
+        self, subject: str, state: State, flow: float, peak: float, shift: float, at: float
     ) -> list[Signal]:
         raise NotImplementedError
 
@@ -133,7 +135,7 @@ class NightFlowEvaluator(_NightWindowEvaluator):
         return found
 
     def _judge_night(
-        self, subject: str, state: State, flow: float, shift: float, at: float
+        self, subject: str, state: State, flow: float, peak: float, shift: float, at: float
     ) -> list[Signal]:
         history: list[float] = state.setdefault("hist", [])
         needed = max(2, self.rule.baseline_nights // 2)
@@ -142,9 +144,12 @@ class NightFlowEvaluator(_NightWindowEvaluator):
             return []
         baseline = median(history)
         excess = (flow / baseline - 1 if baseline > 0 else 0.0) - shift
-        if excess > self.rule.burst_ratio and not state.get("big"):
-            # A burst during the window: neither a leak nor a normal night. A burst lasts
-            # hours; at that level again the next night, it is a leak (or a meter step).
+        peak_excess = (peak / baseline - 1 if baseline > 0 else 0.0) - shift
+        if max(excess, peak_excess) > self.rule.burst_ratio and not state.get("big"):
+            # A burst during the window, for all of it or part of it (one that starts or
+            # ends in the window puts the median anywhere between the two levels):
+            # neither a leak nor a normal night. A burst lasts hours; at that level again
+            # the next night, it is a leak (or a meter step).
             state["big"] = True
             return []
         state.pop("big", None)
@@ -197,7 +202,7 @@ class NightFlowDriftEvaluator(_NightWindowEvaluator):
         self.rule = definition
 
     def _judge_night(
-        self, subject: str, state: State, flow: float, shift: float, at: float
+        self, subject: str, state: State, flow: float, peak: float, shift: float, at: float
     ) -> list[Signal]:
         recent: list[float] = state.setdefault("nights", [])
         recent.append(flow)
