@@ -281,7 +281,7 @@ def _append_batch_item(
     if item.ts is None:
         ms = now_ms
     elif item.ts.tzinfo is None:
-        reject_naive_time(out, item.ts.isoformat(), item)
+        _reject_naive_time(out, item.ts.isoformat(), item)
         return
     else:
         ms = to_ms(item.ts)
@@ -863,7 +863,7 @@ def _number(raw: Any) -> float | None:
     return None
 
 
-def reject_naive_time(out: DecodeOutcome, text: str, excerpt: Any) -> None:
+def _reject_naive_time(out: DecodeOutcome, text: str, excerpt: Any) -> None:
     """One wording whichever path met the time (typed or record by record)."""
     out.reject(
         "naive_timestamp",
@@ -888,7 +888,7 @@ def time_ms(raw: Any, now: datetime, out: DecodeOutcome, excerpt: Any = "") -> i
             out.reject("bad_timestamp", f"{raw!r} is not an ISO 8601 date-time", excerpt)
             return None
         if parsed.tzinfo is None:
-            reject_naive_time(out, raw, excerpt)
+            _reject_naive_time(out, raw, excerpt)
             return None
         return to_ms(parsed)
     out.reject("wrong_type", "time must be ISO 8601 text or Unix seconds", excerpt)

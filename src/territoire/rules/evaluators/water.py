@@ -145,11 +145,12 @@ class NightFlowEvaluator(_NightWindowEvaluator):
         baseline = median(history)
         excess = (flow / baseline - 1 if baseline > 0 else 0.0) - shift
         peak_excess = (peak / baseline - 1 if baseline > 0 else 0.0) - shift
-        if max(excess, peak_excess) > self.rule.burst_ratio and not state.get("big"):
-            # A burst during the window, for all of it or part of it (one that starts or
-            # ends in the window puts the median anywhere between the two levels):
-            # neither a leak nor a normal night. A burst lasts hours; at that level again
-            # the next night, it is a leak (or a meter step).
+        if peak_excess > self.rule.burst_ratio and not state.get("big"):
+            # A burst during the window, for all of it or part of it: the highest reading,
+            # not the median, since one that starts or ends in the window puts the median
+            # anywhere between the two levels (the peak is never below the median). Neither
+            # a leak nor a normal night. A burst lasts hours; at that level again the next
+            # night, it is a leak (or a meter step).
             state["big"] = True
             return []
         state.pop("big", None)
