@@ -7,6 +7,7 @@ from collections.abc import Callable
 
 import pytest
 
+from territoire.alarms import service as alarms
 from territoire.alarms.models import AlarmStatus
 from territoire.errors import DomainError
 from territoire.rules import service as rules
@@ -62,6 +63,31 @@ def test_night_flow_above_its_baseline_is_a_leak_and_a_burst_night_is_not(world:
     assert alarm.raised_at == at(6 * 24 + 3), "judged when the night window closes"
     assert alarm.status is AlarmStatus.CLEARED, "the 8th night was normal again"
     assert alarm.cleared_at == at(7 * 24 + 3)
+
+
+def test_each_leak_night_repeats_the_alarm_and_a_hand_cleared_leak_is_raised_again(
+    world: World,
+) -> None:
+    tenant = world.tenant("ville-eau").id
+    entity(world.database, tenant, DISTRICT)
+    rule(world.database, tenant, "leak", {"kind": "night_flow"})
+
+    def flow(hour: float) -> float:  # a leak (+25 %) from the 7th night on
+        base = (12.5 if hour // 24 >= 6 else 10.0) if 1 <= hour % 24 < 3 else 30.0
+        return base + 0.1 * math.sin(hour * 7)
+
+    for day in range(12):
+        send(world.database, tenant, _quarters(DISTRICT, "flow", 24, flow, start=day * 24))
+        _timers(world, day * 24 + 23, start=day * 24)
+        if day == 8:  # the operator clears it by hand, though nothing was repaired
+            (first,) = alarms_of(world.database, tenant)
+            assert (first.occurrences, first.last_seen_at) == (3, at(8 * 24 + 3))
+            with world.database.session() as session:
+                alarms.clear(session, tenant, first.public_id, by_user=None, note="vu")
+    first, second = sorted(alarms_of(world.database, tenant), key=lambda a: a.raised_at)
+    assert first.raised_at == at(6 * 24 + 3) and first.status is AlarmStatus.CLEARED
+    assert second.raised_at == at(9 * 24 + 3), "the leak is still there the next night"
+    assert (second.occurrences, second.status) == (3, AlarmStatus.UNACKNOWLEDGED)
 
 
 def test_a_burst_that_starts_inside_the_night_window_is_not_a_leak(world: World) -> None:

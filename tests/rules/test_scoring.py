@@ -48,6 +48,30 @@ def test_matching_rules() -> None:
     assert (burners.injected, burners.alarms, burners.false_alarms) == (0, 1, 1)
 
 
+def test_a_repeat_of_an_alarm_still_active_detects_a_new_fault_but_is_no_alarm() -> None:
+    district = "urn:ngsi-ld:WaterConsumptionObserved:s1"
+    key = FAMILIES[FaultKind.WATER_LEAK][0]
+    faults = [
+        _fault(FaultKind.WATER_LEAK, district, 110 * H, 130 * H),
+        # Repaired at 130 h, a new leak at 140 h: no normal night between, so the alarm
+        # of the first never cleared; the rule firing again at 150 h is the detection.
+        _fault(FaultKind.WATER_LEAK, district, 140 * H, 170 * H),
+        _fault(FaultKind.WATER_LEAK, OTHER, 140 * H, 150 * H),  # repeats elsewhere only
+    ]
+    raised = [AlarmRow(key, district, 115 * H)]
+    repeats = [
+        AlarmRow(key, district, 125 * H),  # within the first fault: changes nothing
+        AlarmRow(key, district, 150 * H),
+        AlarmRow(key, OTHER, 100 * H),  # before its fault: no detection
+        AlarmRow("water-burst", OTHER, 145 * H),  # another family
+    ]
+    results = score(faults, [], raised, 100 * H, 200 * H, 2, repeats)
+    leaks = _result(results, FaultKind.WATER_LEAK)
+    assert (leaks.injected, leaks.detected, leaks.alarms, leaks.false_alarms) == (3, 2, 1, 0)
+    assert leaks.delays_hours == [5.0, 10.0]
+    assert _result(results, FaultKind.WATER_BURST).alarms == 0, "a repeat is not an alarm"
+
+
 def test_percentiles() -> None:
     assert percentile([], 0.5) is None
     assert percentile([4.0, 1.0, 3.0, 2.0], 0.5) == 2.5

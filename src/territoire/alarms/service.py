@@ -848,6 +848,16 @@ def active_severity_by_entity(
     return worst
 
 
+def active_occurrences(session: Session, tenant_id: int) -> dict[int, tuple[str, str, int]]:
+    """Each active alarm's rule, entity and number of occurrences, by alarm id: a rise in
+    the number between two looks means that its rule fired again in between (repeats are
+    not in the history, to keep it small)."""
+    query = select(Alarm.id, Alarm.rule_key, Alarm.entity_urn, Alarm.occurrences).where(
+        Alarm.tenant_id == tenant_id, Alarm.status.in_(ACTIVE_STATUSES)
+    )
+    return {row_id: (rule, urn, count) for row_id, rule, urn, count in session.execute(query)}
+
+
 # --- live updates (read by the web's event stream) -------------------------------------
 
 

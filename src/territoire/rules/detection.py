@@ -9,9 +9,12 @@ a fault starting on the last evening has its chance).
 
 Matching (also in docs/detection.md): an alarm of the rule family of a fault kind, on
 the fault's entity (the cabinet for a cabinet failure), raised between the fault's start
-and its end plus the grace period, detects that fault. An alarm of a family raised in
-the scored period that detects no fault of that kind — nor continues one that began in
-the warm-up — is a false positive.
+and its end plus the grace period, detects that fault. So does a repeat, in that span, of
+such an alarm that is still active from before: there is one active alarm per rule and
+entity, so a fault that starts before the alarm of an earlier one has cleared can only
+show as its rule firing again. An alarm of a family raised in the scored period that
+detects no fault of that kind — nor continues one that began in the warm-up — is a
+false positive (repeats never add alarms).
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ from __future__ import annotations
 import math
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -121,9 +124,28 @@ class Config:
 
 @dataclass(frozen=True)
 class AlarmRow:
+    """An alarm raised, or (in the repeats) an active alarm's rule firing again by then."""
+
     rule_key: str
     entity: str
     raised_at: float
+
+
+class RepeatWatch:
+    """Notes, each time it looks, the active alarms whose occurrences rose since the last
+    look: their rule fired again in between (at the latest by the time of the look)."""
+
+    def __init__(self) -> None:
+        self.repeats: list[AlarmRow] = []
+        self._counts: dict[int, int] = {}
+
+    def look(self, database: Database, tenant_id: int, at: float) -> None:
+        with database.session() as session:
+            active = alarms.active_occurrences(session, tenant_id)
+        for alarm_id, (rule_key, entity, count) in active.items():
+            if count > self._counts.get(alarm_id, 1):
+                self.repeats.append(AlarmRow(rule_key, entity, at))
+        self._counts = {alarm_id: count for alarm_id, (_r, _e, count) in active.items()}
 
 
 @dataclass
@@ -232,6 +254,7 @@ def _run(database: Database, config: Config, progress: Progress | None) -> Repor
     readings = 0
     evaluate_seconds = 0.0
     streams = config.streams()
+    watch = RepeatWatch()
     for day_number in range(total_days):
         day = simulation.next_day()
         if streams is not None:
@@ -245,6 +268,7 @@ def _run(database: Database, config: Config, progress: Progress | None) -> Repor
             started = time.perf_counter()
             rules.run_timers(database, end)
             evaluate_seconds += time.perf_counter() - started
+            watch.look(database, tenant_id, end.timestamp())
         if progress is not None:
             progress(day_number + 1, total_days, readings)
     scored_from = simulation.start + config.warmup_days * 86_400
@@ -253,7 +277,9 @@ def _run(database: Database, config: Config, progress: Progress | None) -> Repor
     faults = [f for f in truth if scored_from <= f.start < scored_until]
     others = [f for f in truth if not scored_from <= f.start < scored_until]
     found = _alarms(database, tenant_id)
-    results = score(faults, others, found, scored_from, scored_until, config.grace_hours)
+    results = score(
+        faults, others, found, scored_from, scored_until, config.grace_hours, watch.repeats
+    )
     if config.kinds:
         results = [r for r in results if FaultKind(r.kind) in config.kinds]
     return Report(
@@ -321,19 +347,22 @@ def score(
     scored_from: float,
     scored_until: float,
     grace_hours: float,
+    repeats: Sequence[AlarmRow] = (),
 ) -> list[KindResult]:
     """`faults` start in the scored period; `others` (warm-up, tail) are not scored, and
-    an alarm that detects one of them is neither a detection nor a false alarm."""
+    an alarm that detects one of them is neither a detection nor a false alarm.
+    `repeats` detect faults but are not alarms of their own."""
     grace = grace_hours * HOUR
     results = []
     for kind, keys in FAMILIES.items():
         result = KindResult(kind.value)
         mine = [a for a in found if a.rule_key in keys]
+        signals = mine + [r for r in repeats if r.rule_key in keys]
         targets = [f for f in faults if f.kind is kind]
         unscored = [f for f in others if f.kind is kind]
         result.injected = len(targets)
         for fault in targets:
-            hits = [a.raised_at for a in mine if _matches(a, fault, grace)]
+            hits = [a.raised_at for a in signals if _matches(a, fault, grace)]
             if hits:
                 result.detected += 1
                 result.delays_hours.append(max(0.0, min(hits) - fault.start) / HOUR)

@@ -156,7 +156,11 @@ class NightFlowEvaluator(_NightWindowEvaluator):
         state.pop("big", None)
         if excess > self.rule.margin:
             state["n"] = state.get("n", 0) + 1
-            if state["n"] >= self.rule.nights and not state.get("on"):
+            if state["n"] >= self.rule.nights:
+                # Every leak night, not only the first: the repeat tells the console that
+                # the leak was still there last night, raises the alarm again if it was
+                # cleared by hand, and is the only sign of a new leak that starts before
+                # the alarm of a repaired one has cleared (one alarm per rule and meter).
                 state["on"] = True
                 message = (
                     f"Fuite probable : débit minimum de nuit {fmt(flow)} m³/h, "
